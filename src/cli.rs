@@ -1,0 +1,489 @@
+//! The command line: the option table, `--help`, `--version`, and argv →
+//! [`Config`]. No side effects: the caller prints and exits.
+//!
+//! argv is split at the first `--` here, not by getopts: getopts insists on
+//! UTF-8 for every argument, and the main command must keep its arguments
+//! exactly as the OS gave them.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::config::{
+    Config, ExitCodes, LogConfig, LogTarget, Policy, ProgramKind, ProgramName, ProgramSpec, Seconds,
+};
+use crate::shellwords;
+
+pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
+pub const DEFAULT_EXITCODES: &str = "0,2";
+pub const DEFAULT_STARTSECS: &str = "1";
+pub const DEFAULT_BACKOFF_MAX: &str = "60";
+pub const DEFAULT_GRACE: &str = "8";
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_LOG_BACKUPS: u32 = 3;
+/// More rotated files than this is surely a typo.
+pub const MAX_LOG_BACKUPS: u32 = 1000;
+
+// Option names, kept in one place: getopts panics on a name it was not given.
+const PROGRAM: &str = "program";
+const INIT_SCRIPT: &str = "init-script";
+const EXITCODES: &str = "exitcodes";
+const STARTSECS: &str = "startsecs";
+const BACKOFF_MAX: &str = "backoff-max";
+const GRACE: &str = "grace";
+const LOG: &str = "log";
+const LOG_MAX_BYTES: &str = "log-max-bytes";
+const LOG_BACKUPS: &str = "log-backups";
+const QUIET: &str = "quiet";
+const VERBOSE: &str = "verbose";
+const HELP: &str = "help";
+const VERSION: &str = "version";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// A usage error: the message names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cocalc-init: {}\nTry 'cocalc-init --help' for more information.",
+            self.0
+        )
+    }
+}
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+pub fn help_text() -> String {
+    format!(
+        "\
+Usage: cocalc-init [OPTIONS] [-- COMMAND [ARG]...]
+A small init for containers: reaps zombies, forwards signals, restarts
+programs that exit unexpectedly, and logs what they print.
+
+  -p, --program NAME=COMMAND  supervise COMMAND as NAME (repeatable)
+  -i, --init-script PATH      run `bash PATH` if PATH exists (repeatable)
+  -x, --exitcodes LIST        exit codes that are expected [{DEFAULT_EXITCODES}]
+  -s, --startsecs SECS        a shorter run is a failed start [{DEFAULT_STARTSECS}]
+  -b, --backoff-max SECS      longest wait between restarts [{DEFAULT_BACKOFF_MAX}]
+  -g, --grace SECS            wait after the stop signal before SIGKILL [{DEFAULT_GRACE}]
+  -l, --log FILE              append the log to FILE, '-' = stderr only
+                              [{DEFAULT_LOG}]
+      --log-max-bytes N       rotate the log at N bytes, 0 = never [{DEFAULT_LOG_MAX_BYTES}]
+      --log-backups K         rotated log files kept [{DEFAULT_LOG_BACKUPS}]
+  -q, --quiet                 do not copy log lines to stderr
+  -v, --verbose               also log debug lines
+  -h, --help                  print this help and exit
+  -V, --version               print the version and exit
+  -- COMMAND [ARG]...         main command: init exits with its status
+
+See 'man cocalc-init' for details.
+"
+    )
+}
+
+pub fn version_text() -> String {
+    format!("cocalc-init {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optmulti("p", PROGRAM, "", "NAME=COMMAND")
+        .optmulti("i", INIT_SCRIPT, "", "PATH")
+        .optopt("x", EXITCODES, "", "LIST")
+        .optopt("s", STARTSECS, "", "SECS")
+        .optopt("b", BACKOFF_MAX, "", "SECS")
+        .optopt("g", GRACE, "", "SECS")
+        .optopt("l", LOG, "", "FILE")
+        .optopt("", LOG_MAX_BYTES, "", "N")
+        .optopt("", LOG_BACKUPS, "", "K")
+        .optflag("q", QUIET, "")
+        .optflag("v", VERBOSE, "")
+        .optflag("h", HELP, "")
+        .optflag("V", VERSION, "");
+    o
+}
+
+/// Parses the arguments after the program name. `cwd` makes relative `-i`
+/// paths absolute, as they were meant at start.
+pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
+    let split_at = args.iter().position(|a| a == "--");
+    let (opts, main) = match split_at {
+        Some(at) => (args.get(..at).unwrap_or(&[]), args.get(at + 1..)),
+        None => (args, None),
+    };
+    let mut utf8 = Vec::with_capacity(opts.len());
+    for arg in opts {
+        match arg.to_str() {
+            Some(s) => utf8.push(s.to_string()),
+            None => {
+                return Err(usage(format!(
+                    "option argument '{}' is not valid UTF-8",
+                    arg.to_string_lossy()
+                )));
+            }
+        }
+    }
+    let m = options().parse(&utf8).map_err(|e| usage(e.to_string()))?;
+    if m.opt_present(HELP) {
+        return Ok(Request::Help);
+    }
+    if m.opt_present(VERSION) {
+        return Ok(Request::Version);
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(usage(format!(
+            "unexpected argument '{extra}': put the main command after '--'"
+        )));
+    }
+
+    let mut programs: Vec<ProgramSpec> = Vec::new();
+    // getopts keeps each repeatable option's values apart; interleave -p and
+    // -i back into command-line order by their positions.
+    let mut entries: Vec<(usize, bool, String)> = Vec::new();
+    entries.extend(
+        m.opt_strs_pos(PROGRAM)
+            .into_iter()
+            .map(|(pos, v)| (pos, true, v)),
+    );
+    entries.extend(
+        m.opt_strs_pos(INIT_SCRIPT)
+            .into_iter()
+            .map(|(pos, v)| (pos, false, v)),
+    );
+    entries.sort_by_key(|(pos, _, _)| *pos);
+    for (_, is_program, value) in entries {
+        let spec = if is_program {
+            parse_program(&value)?
+        } else {
+            parse_init_script(&value, cwd)?
+        };
+        if programs.iter().any(|p| p.name == spec.name) {
+            return Err(usage(format!(
+                "the program name '{}' is used twice",
+                spec.name
+            )));
+        }
+        programs.push(spec);
+    }
+
+    let main: Option<Vec<OsString>> = main.map(|words| words.to_vec());
+    match &main {
+        Some(words) if words.is_empty() => {
+            return Err(usage("'--' must be followed by a command"));
+        }
+        Some(words) if words.first().is_some_and(|w| w.is_empty()) => {
+            return Err(usage("the main command is empty"));
+        }
+        None if programs.is_empty() => {
+            return Err(usage(
+                "nothing to run: give -p NAME=COMMAND, -i PATH or '-- COMMAND'",
+            ));
+        }
+        _ => {}
+    }
+
+    let policy = Policy {
+        exitcodes: match m.opt_str(EXITCODES) {
+            Some(list) => {
+                ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
+            }
+            None => ExitCodes::default(),
+        },
+        startsecs: seconds(&m, STARTSECS, DEFAULT_STARTSECS)?,
+        backoff_max: seconds(&m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
+        grace: seconds(&m, GRACE, DEFAULT_GRACE)?,
+    };
+
+    let target = match m.opt_str(LOG) {
+        Some(path) if path == "-" => LogTarget::Stderr,
+        Some(path) if path.is_empty() => return Err(usage("--log: the FILE is empty")),
+        Some(path) => LogTarget::File(absolute(Path::new(&path), cwd)),
+        None => LogTarget::File(PathBuf::from(DEFAULT_LOG)),
+    };
+    let log = LogConfig {
+        target,
+        max_bytes: number(&m, LOG_MAX_BYTES, DEFAULT_LOG_MAX_BYTES, u64::MAX)?,
+        backups: u32::try_from(number(
+            &m,
+            LOG_BACKUPS,
+            u64::from(DEFAULT_LOG_BACKUPS),
+            u64::from(MAX_LOG_BACKUPS),
+        )?)
+        .unwrap_or(MAX_LOG_BACKUPS),
+        quiet: m.opt_present(QUIET),
+        verbose: m.opt_present(VERBOSE),
+    };
+
+    Ok(Request::Run(Box::new(Config {
+        programs,
+        main,
+        policy,
+        log,
+    })))
+}
+
+fn parse_program(value: &str) -> Result<ProgramSpec, UsageError> {
+    let Some((name, command)) = value.split_once('=') else {
+        return Err(usage(format!("--program '{value}': expected NAME=COMMAND")));
+    };
+    let name = ProgramName::new(name).map_err(|e| usage(format!("--program '{value}': {e}")))?;
+    let words = shellwords::split(command)
+        .map_err(|e| usage(format!("--program '{value}': {e} in COMMAND")))?;
+    if words.first().is_none_or(|w| w.is_empty()) {
+        return Err(usage(format!("--program '{value}': the COMMAND is empty")));
+    }
+    Ok(ProgramSpec {
+        name,
+        kind: ProgramKind::Command(words),
+    })
+}
+
+fn parse_init_script(value: &str, cwd: &Path) -> Result<ProgramSpec, UsageError> {
+    if value.is_empty() {
+        return Err(usage("--init-script: the PATH is empty"));
+    }
+    let path = absolute(Path::new(value), cwd);
+    let Some(file_name) = path.file_name().and_then(OsStr::to_str) else {
+        return Err(usage(format!("--init-script '{value}': not a file name")));
+    };
+    Ok(ProgramSpec {
+        name: ProgramName::for_script(file_name),
+        kind: ProgramKind::InitScript(path),
+    })
+}
+
+fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
+}
+
+fn seconds(m: &getopts::Matches, name: &str, default: &str) -> Result<Seconds, UsageError> {
+    let text = m.opt_str(name).unwrap_or_else(|| default.to_string());
+    Seconds::parse(&text).map_err(|e| usage(format!("--{name}: {e}")))
+}
+
+fn number(m: &getopts::Matches, name: &str, default: u64, max: u64) -> Result<u64, UsageError> {
+    let Some(text) = m.opt_str(name) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if n <= max => Ok(n),
+        Ok(_) => Err(usage(format!("--{name}: '{text}' is more than {max}"))),
+        Err(_) => Err(usage(format!(
+            "--{name}: '{text}' is not a whole number >= 0"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn run(list: &[&str]) -> Config {
+        match parse(&args(list), Path::new("/work")) {
+            Ok(Request::Run(c)) => *c,
+            other => panic!("{list:?}: {other:?}"),
+        }
+    }
+
+    fn err(list: &[&str]) -> String {
+        match parse(&args(list), Path::new("/work")) {
+            Err(e) => e.0,
+            Ok(other) => panic!("{list:?} parsed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&["--", "true"]);
+        assert_eq!(c.policy.exitcodes, ExitCodes::default());
+        assert_eq!(c.policy.startsecs.to_string(), "1");
+        assert_eq!(c.policy.backoff_max.to_string(), "60");
+        assert_eq!(c.policy.grace.to_string(), "8");
+        assert_eq!(c.log.target, LogTarget::File(DEFAULT_LOG.into()));
+        assert_eq!(c.log.max_bytes, 10_485_760);
+        assert_eq!(c.log.backups, 3);
+        assert!(!c.log.quiet && !c.log.verbose);
+        assert_eq!(c.main, Some(args(&["true"])));
+    }
+
+    #[test]
+    fn every_flag_short_and_long() {
+        let c = run(&[
+            "-p",
+            "a=x y",
+            "--program",
+            "b=z",
+            "-i",
+            "s.sh",
+            "--init-script",
+            "/t/u.sh",
+            "-x",
+            "1",
+            "-s",
+            "0.5",
+            "-b",
+            "3",
+            "-g",
+            "2",
+            "-l",
+            "log",
+            "--log-max-bytes",
+            "100",
+            "--log-backups",
+            "0",
+            "-q",
+            "-v",
+        ]);
+        let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "s_sh", "u_sh"]);
+        assert_eq!(
+            c.programs[0].kind,
+            ProgramKind::Command(vec!["x".into(), "y".into()])
+        );
+        assert_eq!(
+            c.programs[2].kind,
+            ProgramKind::InitScript("/work/s.sh".into())
+        );
+        assert!(c.policy.exitcodes.contains(1) && !c.policy.exitcodes.contains(0));
+        assert_eq!(c.policy.startsecs.to_string(), "0.5");
+        assert_eq!(c.policy.backoff_max.to_string(), "3");
+        assert_eq!(c.policy.grace.to_string(), "2");
+        assert_eq!(c.log.target, LogTarget::File("/work/log".into()));
+        assert_eq!((c.log.max_bytes, c.log.backups), (100, 0));
+        assert!(c.log.quiet && c.log.verbose);
+        assert_eq!(c.main, None);
+        let c = run(&[
+            "--exitcodes=3",
+            "--startsecs=2",
+            "--backoff-max=4",
+            "--grace=5",
+            "--log=-",
+            "--quiet",
+            "--verbose",
+            "--",
+            "x",
+        ]);
+        assert!(c.policy.exitcodes.contains(3));
+        assert_eq!(c.log.target, LogTarget::Stderr);
+    }
+
+    #[test]
+    fn programs_keep_command_line_order() {
+        let c = run(&["-i", "/a/first.sh", "-p", "second=x", "-i", "/b/third"]);
+        let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["first_sh", "second", "third"]);
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(
+            parse(&args(&["-h"]), Path::new("/")),
+            Ok(Request::Help)
+        ));
+        assert!(parse(&args(&["--help", "--bogus"]), Path::new("/")).is_err());
+        assert!(matches!(
+            parse(&args(&["-V"]), Path::new("/")),
+            Ok(Request::Version)
+        ));
+        assert!(matches!(
+            parse(&args(&["--version"]), Path::new("/")),
+            Ok(Request::Version)
+        ));
+    }
+
+    #[test]
+    fn help_fits_80_columns_and_points_to_the_man_page() {
+        let help = help_text();
+        assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
+        assert!(
+            help.trim_end()
+                .ends_with("See 'man cocalc-init' for details.")
+        );
+    }
+
+    #[test]
+    fn main_command_keeps_non_utf8_and_dashes() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = OsString::from_vec(vec![0xff, 0xfe]);
+        let mut a = args(&["-q", "--", "echo", "--", "-x"]);
+        a.push(raw.clone());
+        match parse(&a, Path::new("/")) {
+            Ok(Request::Run(c)) => {
+                let main = c.main.unwrap();
+                assert_eq!(main[..3], args(&["echo", "--", "-x"])[..]);
+                assert_eq!(main[3], raw);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_input_names_the_value() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--bogus"], "bogus"),
+            (&["-p"], "'p' missing"),
+            (&["-p", "nameonly"], "'nameonly'"),
+            (&["-p", "=cmd"], "NAME is empty"),
+            (&["-p", "a="], "COMMAND is empty"),
+            (&["-p", "a=  "], "COMMAND is empty"),
+            (&["-p", "a b=x"], "'a b'"),
+            (&["-p", "a/b=x"], "'a/b'"),
+            (&["-p", "main=x"], "reserved"),
+            (&["-p", "a=x", "-p", "a=y"], "'a' is used twice"),
+            (
+                &["-p", "run_sh=x", "-i", "/x/run.sh"],
+                "'run_sh' is used twice",
+            ),
+            (&["-x", "256", "--", "x"], "'256'"),
+            (&["-x", "abc", "--", "x"], "'abc'"),
+            (&["-s", "-1", "--", "x"], "'-1'"),
+            (&["-g", "soon", "--", "x"], "'soon'"),
+            (&["-b", "x", "--", "x"], "'x'"),
+            (&["-p", "a=sh -c 'oops"], "unbalanced single quote"),
+            (&["-p", "a=sh -c \"oops"], "unbalanced double quote"),
+            (&["--log-max-bytes", "-5", "--", "x"], "'-5'"),
+            (&["--log-max-bytes", "1M", "--", "x"], "'1M'"),
+            (&["--log-backups", "x", "--", "x"], "'x'"),
+            (&["--log-backups", "5000", "--", "x"], "'5000'"),
+            (&[], "nothing to run"),
+            (&["-q"], "nothing to run"),
+            (&["--"], "'--' must be followed"),
+            (&["sleep", "1"], "'sleep'"),
+            (&["-l", "", "--", "x"], "FILE is empty"),
+            (&["-i", "", "--", "x"], "PATH is empty"),
+            (&["-g", "1", "-g", "2", "--", "x"], "grace"),
+        ];
+        for (list, needle) in cases {
+            let e = err(list);
+            assert!(e.contains(needle), "{list:?}: {e:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn usage_error_has_two_lines_pointing_to_help() {
+        let e = parse(&args(&["--bogus"]), Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e.lines().count(), 2);
+        assert!(e.ends_with("Try 'cocalc-init --help' for more information."));
+    }
+}

@@ -1,0 +1,71 @@
+//! cocalc-init: a small synchronous init for containers.
+//!
+//! `main` only wires the modules together and is the only place that exits:
+//! parse (usage error → 2, before anything starts) → fd hygiene → log →
+//! signals → supervisor loop → exit with its status.
+
+mod cli;
+mod config;
+mod logfile;
+mod messages;
+mod output;
+mod procs;
+mod program;
+mod shellwords;
+mod signals;
+mod spawn;
+mod status;
+mod supervisor;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::logfile::{Level, Logger, write_stderr};
+
+fn main() {
+    let status = run();
+    // Flush-free: every writer above has written its bytes already.
+    #[allow(clippy::exit)]
+    std::process::exit(i32::from(status));
+}
+
+fn run() -> u8 {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let config = match cli::parse(&args, &cwd) {
+        Ok(cli::Request::Run(config)) => *config,
+        Ok(cli::Request::Help) => return print_stdout(&cli::help_text()),
+        Ok(cli::Request::Version) => return print_stdout(&cli::version_text()),
+        Err(e) => {
+            write_stderr(format!("{e}\n").as_bytes());
+            return 2;
+        }
+    };
+    spawn::keep_inherited_fds_from_children();
+    let mut log = Logger::open(&config.log);
+    let signals = match signals::Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            // Without signals init could neither reap nor stop: refuse to
+            // start anything rather than run blind.
+            log.line(
+                Level::Critical,
+                &messages::runtime_error("cannot set up signal handling", &e),
+            );
+            log.flush();
+            return 1;
+        }
+    };
+    log.info(&messages::started(nix::unistd::Pid::this()));
+    supervisor::Supervisor::new(config, log, signals).run()
+}
+
+/// `--help` and `--version` are the only output on stdout.
+fn print_stdout(text: &str) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}

@@ -1,0 +1,100 @@
+//! Reading the process table from `/proc`, for shutdown only: which
+//! processes are init's children (adopted ones included), and, as PID 1,
+//! which processes are left in the container.
+
+use std::io;
+
+use nix::unistd::Pid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: Pid,
+    pub ppid: Pid,
+    /// Dead and waiting to be reaped: no signal can reach it.
+    pub zombie: bool,
+}
+
+/// Parses `/proc/PID/stat`: `pid (comm) state ppid …`. The command name
+/// may hold spaces and parentheses, so the fields are read after the last `)`.
+pub fn parse_stat(text: &str) -> Option<Proc> {
+    let open = text.find(" (")?;
+    let close = text.rfind(')')?;
+    let pid: i32 = text.get(..open)?.trim().parse().ok()?;
+    let mut rest = text.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?;
+    let ppid: i32 = rest.next()?.parse().ok()?;
+    Some(Proc {
+        pid: Pid::from_raw(pid),
+        ppid: Pid::from_raw(ppid),
+        zombie: state == "Z" || state == "X",
+    })
+}
+
+/// Every process in this PID namespace that `/proc` shows.
+pub fn list() -> io::Result<Vec<Proc>> {
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // The process may be gone by now: skip it.
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some(p) = parse_stat(&text) {
+            procs.push(p);
+        }
+    }
+    Ok(procs)
+}
+
+/// Living children of `parent`.
+pub fn children_of(parent: Pid) -> io::Result<Vec<Pid>> {
+    Ok(list()?
+        .into_iter()
+        .filter(|p| p.ppid == parent && !p.zombie)
+        .map(|p| p.pid)
+        .collect())
+}
+
+/// Living processes other than `me`.
+pub fn others(me: Pid) -> io::Result<Vec<Pid>> {
+    Ok(list()?
+        .into_iter()
+        .filter(|p| p.pid != me && !p.zombie)
+        .map(|p| p.pid)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_names() {
+        let p = parse_stat("123 (a) b (c)) S 45 123 123 0 -1").unwrap();
+        assert_eq!(
+            (p.pid.as_raw(), p.ppid.as_raw(), p.zombie),
+            (123, 45, false)
+        );
+        let z = parse_stat("9 (sh) Z 1 9 9").unwrap();
+        assert!(z.zombie);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn finds_our_own_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = Pid::this();
+        let kids = children_of(me).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(kids.contains(&Pid::from_raw(child.id() as i32)));
+    }
+}

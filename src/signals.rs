@@ -1,0 +1,271 @@
+//! Signal set-up and classification.
+//!
+//! Signals reach the main loop through a `signalfd`, read in the same
+//! `poll` as the program pipes. We chose it over signal-hook's self-pipe:
+//! the signal number arrives as data (real-time signals included, which
+//! nix's `Signal` enum cannot name), no handler runs asynchronously, and no
+//! system call in the loop is interrupted with EINTR. The price is that
+//! every signal init wants is *blocked*, and a blocked mask is inherited
+//! across `exec` — so every child clears its mask in `spawn` before exec.
+//!
+//! Blocking is also what makes signals reach PID 1 at all: the kernel drops
+//! a signal for an init whose disposition is the default, but never one
+//! that is blocked.
+//!
+//! Left alone on purpose: the synchronous fault signals (SEGV, BUS, ILL,
+//! FPE, TRAP, ABRT, SYS) keep their default action so that a real fault in
+//! init is not hidden; TSTP, TTIN, TTOU are ignored, since forwarding them
+//! would stop every program; KILL and STOP cannot be caught.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::libc;
+
+/// What the loop does with a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// TERM, INT, QUIT: shut everything down with this signal.
+    Shutdown(i32),
+    /// CHLD: reap.
+    Reap,
+    /// Everything else init receives: pass it on to the programs.
+    Forward(i32),
+}
+
+const FAULTS: [i32; 7] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGABRT,
+    libc::SIGSYS,
+];
+const IGNORED: [i32; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+
+pub fn classify(sig: i32) -> Action {
+    match sig {
+        libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => Action::Shutdown(sig),
+        libc::SIGCHLD => Action::Reap,
+        _ => Action::Forward(sig),
+    }
+}
+
+/// Every signal number init takes through the signalfd: all but the
+/// uncatchable, the faults, the ignored job-control ones, and the two
+/// real-time signals glibc keeps for itself.
+fn handled() -> impl Iterator<Item = i32> {
+    let rtmin = libc::SIGRTMIN();
+    let rtmax = libc::SIGRTMAX();
+    (1..=rtmax).filter(move |&s| {
+        !(s == libc::SIGKILL
+            || s == libc::SIGSTOP
+            || FAULTS.contains(&s)
+            || IGNORED.contains(&s)
+            || (s > libc::SIGSYS && s < rtmin))
+    })
+}
+
+/// The signalfd and the mask behind it. Dropping it does not unblock.
+pub struct Signals {
+    fd: OwnedFd,
+}
+
+impl Signals {
+    /// Clears whatever mask and dispositions init inherited (a parent may
+    /// have blocked or ignored SIGTERM), ignores the job-control signals,
+    /// blocks the handled ones and opens the signalfd.
+    pub fn install() -> std::io::Result<Signals> {
+        // SAFETY: plain libc calls on local, initialised sigset_t values;
+        // we are single-threaded, so changing the process mask is sound.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in 1..=libc::SIGRTMAX() {
+                if IGNORED.contains(&sig) {
+                    libc::signal(sig, libc::SIG_IGN);
+                } else if FAULTS.contains(&sig) || handled_contains(sig) {
+                    // An inherited SIG_IGN on a fault or on a signal that
+                    // signalfd should see would hide it: reset it.
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            for sig in handled() {
+                libc::sigaddset(&mut set, sig);
+            }
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The next pending signal, or `None` when there is none right now.
+    pub fn read(&self) -> Option<i32> {
+        // SAFETY: signalfd_siginfo is plain data; the kernel fills it whole
+        // or returns an error.
+        unsafe {
+            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let n = libc::read(
+                self.fd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            );
+            if usize::try_from(n).ok() == Some(size) {
+                i32::try_from(info.ssi_signo).ok()
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn handled_contains(sig: i32) -> bool {
+    handled().any(|s| s == sig)
+}
+
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Restores a pristine signal state in a freshly forked child, just before
+/// exec: default disposition for every signal, empty mask.
+///
+/// Runs between fork and exec, so it only makes async-signal-safe calls.
+/// `rtmax` is computed by the parent before fork.
+pub fn reset_in_child(rtmax: i32) -> std::io::Result<()> {
+    // SAFETY: signal() and sigprocmask() are async-signal-safe; the set is
+    // a local value.
+    unsafe {
+        for sig in 1..=rtmax {
+            // KILL, STOP and glibc's private signals refuse; that is fine.
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub fn rtmax() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// `SIGTERM`, `SIGRTMIN+3`, or `signal 40` for a number with no name.
+pub fn signal_name(sig: i32) -> String {
+    let known = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSTKFLT => "SIGSTKFLT",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGPWR => "SIGPWR",
+        libc::SIGSYS => "SIGSYS",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_string();
+    }
+    let (rtmin, rtmax) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if sig == rtmin {
+        "SIGRTMIN".to_string()
+    } else if sig > rtmin && sig <= rtmax {
+        format!("SIGRTMIN+{}", sig - rtmin)
+    } else {
+        format!("signal {sig}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_signals() {
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+            assert_eq!(classify(s), Action::Shutdown(s));
+        }
+        assert_eq!(classify(libc::SIGCHLD), Action::Reap);
+    }
+
+    #[test]
+    fn the_forwarded_set_is_the_documented_one() {
+        let expected = [
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGPIPE,
+            libc::SIGALRM,
+            libc::SIGSTKFLT,
+            libc::SIGCONT,
+            libc::SIGURG,
+            libc::SIGXCPU,
+            libc::SIGXFSZ,
+            libc::SIGVTALRM,
+            libc::SIGPROF,
+            libc::SIGWINCH,
+            libc::SIGIO,
+            libc::SIGPWR,
+        ];
+        let forwarded: Vec<i32> = handled()
+            .filter(|&s| matches!(classify(s), Action::Forward(_)) && s < libc::SIGRTMIN())
+            .collect();
+        let mut want = expected.to_vec();
+        want.sort();
+        assert_eq!(forwarded, want);
+        // Every real-time signal is forwarded.
+        assert!((libc::SIGRTMIN()..=libc::SIGRTMAX()).all(handled_contains));
+    }
+
+    #[test]
+    fn faults_and_job_control_are_not_handled() {
+        for s in FAULTS.iter().chain(IGNORED.iter()) {
+            assert!(!handled_contains(*s), "{}", signal_name(*s));
+        }
+        assert!(!handled_contains(libc::SIGKILL) && !handled_contains(libc::SIGSTOP));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(signal_name(libc::SIGRTMIN()), "SIGRTMIN");
+        assert_eq!(signal_name(libc::SIGRTMIN() + 3), "SIGRTMIN+3");
+        assert_eq!(signal_name(200), "signal 200");
+    }
+}

@@ -1,0 +1,678 @@
+//! The main loop: one thread, one blocking `poll` over the signalfd and the
+//! program pipes, with a timeout computed from the earliest due timer
+//! (a restart, a `startsecs` check, the grace, the next "waiting" notice).
+//! With nothing due it sleeps in the kernel: idle costs no wake-up.
+//!
+//! From here on init must not die: every error is logged and survived.
+//!
+//! Supervisor phases: `Supervising` → `ShuttingDown` (stop signal sent,
+//! grace running) → `Killing` (SIGKILL sent, until no child is left) →
+//! the loop ends and `run` returns init's exit status.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+use nix::unistd::Pid;
+
+use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
+use crate::logfile::{Level, Logger, Stream, write_stderr};
+use crate::messages;
+use crate::output::LineBuffer;
+use crate::procs;
+use crate::program::{Exit, Program, State};
+use crate::signals::{self, Action, Signals};
+use crate::spawn::{self, Isolation};
+use crate::status::ExitKind;
+
+/// How often "waiting for … to die" may repeat during the grace.
+const NOTICE_EVERY: Duration = Duration::from_secs(3);
+/// After SIGKILL, look again this often for processes that arrived without
+/// a SIGCHLD telling us (a grandchild adopted on its parent's death).
+const REKILL_EVERY: Duration = Duration::from_secs(1);
+/// One read from a pipe takes at most this much, so that one chatty
+/// program cannot starve the others.
+const READ_CHUNK: usize = 64 * 1024;
+/// On a program's exit its pipes are drained of at most this much before
+/// the `exited:` line; the rest follows as it is read.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+struct MainCommand {
+    pid: Pid,
+    exit: Option<ExitKind>,
+}
+
+/// A read end of a program's stdout or stderr. It lives until EOF, which
+/// may be long after the program itself (a grandchild can hold it open).
+struct Pipe {
+    name: String,
+    program: usize,
+    stream: Stream,
+    fd: OwnedFd,
+    lines: LineBuffer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Supervising,
+    ShuttingDown {
+        signal: i32,
+        grace_end: Instant,
+        next_notice: Instant,
+    },
+    Killing {
+        next_kill: Instant,
+    },
+}
+
+pub struct Supervisor {
+    policy: Policy,
+    log: Logger,
+    signals: Signals,
+    programs: Vec<Program>,
+    main: Option<MainCommand>,
+    main_argv: Option<Vec<OsString>>,
+    pipes: Vec<Pipe>,
+    phase: Phase,
+    me: Pid,
+    is_pid1: bool,
+    /// False once `waitpid` said ECHILD, until the next spawn.
+    have_children: bool,
+    /// Processes (outside program groups) already sent the stop signal.
+    signalled: Vec<Pid>,
+    killed_any: bool,
+    buf: Vec<u8>,
+}
+
+enum PipeRead {
+    Open,
+    Closed,
+}
+
+impl Supervisor {
+    pub fn new(config: Config, log: Logger, signals: Signals) -> Supervisor {
+        let me = Pid::this();
+        let now = Instant::now();
+        let bash = spawn::resolve("bash".as_ref(), None).ok();
+        let mut log = log;
+        let mut programs = Vec::new();
+        for spec in config.programs {
+            match spec.kind {
+                ProgramKind::Command(words) => {
+                    let argv = words.into_iter().map(OsString::from).collect();
+                    programs.push(Program::new(spec.name, argv, None, now));
+                }
+                ProgramKind::InitScript(path) => {
+                    if !path.exists() {
+                        log.info(&messages::skipped(&path));
+                        continue;
+                    }
+                    let shell = match &bash {
+                        Some(path) => path.as_os_str().to_os_string(),
+                        None => OsString::from("sh"),
+                    };
+                    let cwd = path.parent().map(|p| p.to_path_buf());
+                    programs.push(Program::new(
+                        spec.name,
+                        vec![shell, path.into_os_string()],
+                        cwd,
+                        now,
+                    ));
+                }
+            }
+        }
+        Supervisor {
+            policy: config.policy,
+            log,
+            signals,
+            programs,
+            main: None,
+            main_argv: config.main,
+            pipes: Vec::new(),
+            phase: Phase::Supervising,
+            me,
+            is_pid1: me.as_raw() == 1,
+            have_children: false,
+            signalled: Vec::new(),
+            killed_any: false,
+            buf: vec![0; READ_CHUNK],
+        }
+    }
+
+    /// Runs until shutdown is complete; returns init's exit status.
+    pub fn run(mut self) -> u8 {
+        if !self.is_pid1 {
+            // Orphans of our programs come to us, not to the real init, so
+            // that we can reap them and reach them at shutdown.
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                let e = std::io::Error::last_os_error();
+                self.log.line(
+                    Level::Error,
+                    &messages::runtime_error("cannot become a child subreaper", &e),
+                );
+            }
+        }
+        if let Some(status) = self.start_main() {
+            self.log.info(&messages::exiting(status));
+            self.log.flush();
+            return status;
+        }
+        self.start_due(Instant::now());
+        loop {
+            self.log.flush();
+            if self.phase != Phase::Supervising && !self.have_children {
+                break;
+            }
+            let timeout = self
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            let ready = self.wait(timeout);
+            let now = Instant::now();
+            let mut reap = false;
+            if ready.first().copied().unwrap_or(false) {
+                while let Some(sig) = self.signals.read() {
+                    match signals::classify(sig) {
+                        Action::Reap => reap = true,
+                        Action::Shutdown(sig) if self.phase == Phase::Supervising => {
+                            self.log.warn(&messages::exit_request(sig));
+                            self.begin_shutdown(sig, now);
+                        }
+                        Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
+                    }
+                }
+            }
+            // Pipes are read once each per turn, in order, then removed at EOF.
+            let mut closed = Vec::new();
+            for (i, is_ready) in ready.iter().skip(1).enumerate() {
+                if *is_ready {
+                    if let Some(pipe) = self.pipes.get_mut(i) {
+                        if let PipeRead::Closed = read_pipe(pipe, &mut self.buf, &mut self.log, 1) {
+                            closed.push(i);
+                        }
+                    }
+                }
+            }
+            for i in closed.into_iter().rev() {
+                if i < self.pipes.len() {
+                    self.pipes.remove(i);
+                }
+            }
+            if reap {
+                self.reap(now);
+            }
+            self.on_timers(Instant::now());
+        }
+        // Every process is gone, so every pipe is at its end: log the rest.
+        for pipe in &mut self.pipes {
+            read_pipe(pipe, &mut self.buf, &mut self.log, usize::MAX);
+            finish(pipe, &mut self.log);
+        }
+        let status = match &self.main {
+            Some(MainCommand {
+                exit: Some(how), ..
+            }) => how.shell_status(),
+            _ => u8::from(self.killed_any),
+        };
+        self.log.info(&messages::exiting(status));
+        self.log.flush();
+        status
+    }
+
+    /// Starts the main command, if any. `Some(status)` when it cannot run.
+    fn start_main(&mut self) -> Option<u8> {
+        let argv = self.main_argv.take()?;
+        match spawn::spawn(&argv, None, Isolation::Main) {
+            Ok(child) => {
+                self.log.info(&messages::spawned(MAIN_NAME, child.pid));
+                self.main = Some(MainCommand {
+                    pid: child.pid,
+                    exit: None,
+                });
+                self.have_children = true;
+                None
+            }
+            Err(e) => {
+                self.log.line(Level::Error, &messages::spawnerr(&e));
+                if !self.log.copies_to_stderr() {
+                    write_stderr(messages::main_cannot_run(&e).as_bytes());
+                }
+                Some(e.shell_status())
+            }
+        }
+    }
+
+    fn start_due(&mut self, now: Instant) {
+        if self.phase != Phase::Supervising {
+            return;
+        }
+        for i in 0..self.programs.len() {
+            let Some(program) = self.programs.get_mut(i) else {
+                continue;
+            };
+            if program.confirm(now, &self.policy) {
+                self.log.info(&messages::success(
+                    program.name.as_str(),
+                    self.policy.startsecs,
+                ));
+            }
+            if !program.is_due(now) {
+                continue;
+            }
+            match spawn::spawn(&program.argv, program.cwd.as_deref(), Isolation::Program) {
+                Ok(child) => {
+                    program.started(child.pid, now);
+                    self.have_children = true;
+                    self.log
+                        .info(&messages::spawned(program.name.as_str(), child.pid));
+                    let name = program.name.as_str().to_string();
+                    for (fd, stream) in [
+                        (child.stdout, Stream::Stdout),
+                        (child.stderr, Stream::Stderr),
+                    ] {
+                        if let Some(fd) = fd {
+                            self.pipes.push(Pipe {
+                                name: name.clone(),
+                                program: i,
+                                stream,
+                                fd,
+                                lines: LineBuffer::default(),
+                            });
+                        }
+                    }
+                    // startsecs 0: confirmed at once.
+                    if program.confirm(now, &self.policy) {
+                        self.log.info(&messages::success(
+                            program.name.as_str(),
+                            self.policy.startsecs,
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.log.warn(&messages::spawnerr(&e));
+                    let after = program.spawn_failed(now, &self.policy);
+                    self.log
+                        .info(&messages::backoff(program.name.as_str(), after));
+                }
+            }
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        match self.phase.clone() {
+            Phase::Supervising => self.start_due(now),
+            Phase::ShuttingDown {
+                signal,
+                grace_end,
+                next_notice,
+            } => {
+                if now >= grace_end {
+                    self.kill_all(now);
+                } else if now >= next_notice {
+                    self.notice();
+                    self.phase = Phase::ShuttingDown {
+                        signal,
+                        grace_end,
+                        next_notice: now + NOTICE_EVERY,
+                    };
+                }
+            }
+            Phase::Killing { next_kill } => {
+                if now >= next_kill {
+                    self.rekill();
+                    self.phase = Phase::Killing {
+                        next_kill: now + REKILL_EVERY,
+                    };
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Supervising => self
+                .programs
+                .iter()
+                .filter_map(|p| p.deadline(&self.policy))
+                .min(),
+            Phase::ShuttingDown {
+                grace_end,
+                next_notice,
+                ..
+            } => Some(*grace_end.min(next_notice)),
+            Phase::Killing { next_kill } => Some(*next_kill),
+        }
+    }
+
+    /// Blocks until a signal, pipe data or the timeout. Returns which of
+    /// [signalfd, pipes…] are ready.
+    fn wait(&mut self, timeout: Option<Duration>) -> Vec<bool> {
+        let mut fds = Vec::with_capacity(1 + self.pipes.len());
+        fds.push(libc::pollfd {
+            fd: self.signals.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        for pipe in &self.pipes {
+            fds.push(libc::pollfd {
+                fd: pipe.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Round up: a timeout cut to whole milliseconds would wake us just
+        // before the deadline and spin through the last millisecond.
+        let ms = match timeout {
+            None => -1,
+            Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+        };
+        let n = fds.len() as libc::nfds_t;
+        // SAFETY: fds is a valid array of n pollfd structs.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), n, ms) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.log
+                    .line(Level::Error, &messages::runtime_error("poll", &e));
+                // Do not spin on a persistent failure.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            return vec![false; fds.len()];
+        }
+        fds.iter().map(|f| f.revents != 0).collect()
+    }
+
+    /// Reaps every child that has exited: SIGCHLDs coalesce, so one signal
+    /// may stand for many children.
+    fn reap(&mut self, now: Instant) {
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: a valid pointer to a local int.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid > 0 {
+                if let Some(how) = ExitKind::from_wait_status(status) {
+                    self.on_exit(Pid::from_raw(pid), how, now);
+                }
+                continue;
+            }
+            if pid == 0 {
+                self.have_children = true;
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ECHILD) => self.have_children = false,
+                _ => self
+                    .log
+                    .line(Level::Error, &messages::runtime_error("waitpid", &e)),
+            }
+            break;
+        }
+        match self.phase {
+            Phase::ShuttingDown { signal, .. } if !self.is_pid1 => self.signal_adopted(signal),
+            Phase::Killing { .. } if self.have_children => self.rekill(),
+            _ => {}
+        }
+    }
+
+    fn on_exit(&mut self, pid: Pid, how: ExitKind, now: Instant) {
+        if let Some(main) = self
+            .main
+            .as_mut()
+            .filter(|m| m.pid == pid && m.exit.is_none())
+        {
+            main.exit = Some(how);
+            self.log.info(&messages::exited_main(how));
+            if self.phase == Phase::Supervising {
+                self.begin_shutdown(libc::SIGTERM, now);
+            }
+            return;
+        }
+        let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) else {
+            self.log.debug(&messages::reaped_unknown(pid, how));
+            return;
+        };
+        // What the program wrote before it died goes above its exit line.
+        for pipe in self.pipes.iter_mut().filter(|p| p.program == index) {
+            read_pipe(pipe, &mut self.buf, &mut self.log, DRAIN_LIMIT / READ_CHUNK);
+            finish(pipe, &mut self.log);
+        }
+        let stop_signal = match self.phase {
+            Phase::ShuttingDown { signal, .. } => signal,
+            _ => libc::SIGTERM,
+        };
+        let Some(program) = self.programs.get_mut(index) else {
+            return;
+        };
+        let name = program.name.as_str().to_string();
+        let name = name.as_str();
+        match program.exited(how, now, &self.policy) {
+            Some(Exit::Expected) => self.log.info(&messages::exited(name, how, true)),
+            Some(Exit::Unexpected { after }) => {
+                self.log.warn(&messages::exited(name, how, false));
+                if !after.is_zero() {
+                    self.log.info(&messages::backoff(name, after));
+                }
+            }
+            Some(Exit::Stopped) => {
+                let clean = match how {
+                    ExitKind::Code(code) => self.policy.exitcodes.contains(code),
+                    ExitKind::Signal(sig) => sig == stop_signal,
+                };
+                let level = if clean { Level::Info } else { Level::Warn };
+                self.log.line(level, &messages::stopped(name, how));
+            }
+            None => self.log.debug(&messages::reaped_unknown(pid, how)),
+        }
+    }
+
+    /// Passes a signal on to every running program's process group and to
+    /// the main command's.
+    fn forward(&mut self, sig: i32) {
+        let mut targets: Vec<&str> = Vec::new();
+        for program in &self.programs {
+            if let Some(pid) = program.pid() {
+                kill_group(pid, sig);
+                targets.push(program.name.as_str());
+            }
+        }
+        if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
+            kill_group(main.pid, sig);
+            targets.push(MAIN_NAME);
+        }
+        if self.log.verbose() {
+            let message = messages::forwarded(sig, &targets);
+            self.log.debug(&message);
+        }
+    }
+
+    fn begin_shutdown(&mut self, sig: i32, now: Instant) {
+        let grace_end = now.checked_add(self.policy.grace.duration()).unwrap_or(now);
+        self.phase = Phase::ShuttingDown {
+            signal: sig,
+            grace_end,
+            next_notice: now + NOTICE_EVERY,
+        };
+        let stopping: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
+        if self.is_pid1 {
+            // Everything in the container, orphans included, once each.
+            // SAFETY: kill with plain integers.
+            unsafe { libc::kill(-1, sig) };
+        } else {
+            for pid in stopping {
+                kill_group(pid, sig);
+            }
+            if let Some(main) = &self.main {
+                // Also what the main command left behind in its group.
+                kill_group(main.pid, sig);
+            }
+            self.signal_adopted(sig);
+        }
+        self.reap(now);
+        self.notice();
+    }
+
+    /// Not PID 1: sends the stop signal to children that are in no group we
+    /// signalled — orphans adopted before or during the shutdown.
+    fn signal_adopted(&mut self, sig: i32) {
+        for pid in self.unknown_children() {
+            if self.signalled.contains(&pid) {
+                continue;
+            }
+            let in_our_group = nix::unistd::getpgid(Some(pid)).is_ok_and(|g| self.is_our_group(g));
+            if !in_our_group {
+                // SAFETY: kill with plain integers.
+                unsafe { libc::kill(pid.as_raw(), sig) };
+            }
+            self.signalled.push(pid);
+        }
+    }
+
+    fn is_our_group(&self, pgid: Pid) -> bool {
+        self.programs.iter().any(|p| p.pgid == Some(pgid))
+            || self.main.as_ref().is_some_and(|m| m.pid == pgid)
+    }
+
+    /// Children that are neither a program nor the main command.
+    fn unknown_children(&mut self) -> Vec<Pid> {
+        let found = if self.is_pid1 {
+            procs::others(self.me)
+        } else {
+            procs::children_of(self.me)
+        };
+        match found {
+            Ok(pids) => pids
+                .into_iter()
+                .filter(|pid| !self.is_known(*pid))
+                .collect(),
+            Err(e) => {
+                self.log.line(
+                    Level::Error,
+                    &messages::runtime_error("cannot read /proc", &e),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn is_known(&self, pid: Pid) -> bool {
+        self.programs.iter().any(|p| p.pid() == Some(pid))
+            || self
+                .main
+                .as_ref()
+                .is_some_and(|m| m.pid == pid && m.exit.is_none())
+    }
+
+    /// "waiting for NAME1, NAME2 to die", if any program is still running.
+    fn notice(&mut self) {
+        let mut names: Vec<&str> = self
+            .programs
+            .iter()
+            .filter(|p| matches!(p.state, State::Stopping { .. }))
+            .map(|p| p.name.as_str())
+            .collect();
+        if self.main.as_ref().is_some_and(|m| m.exit.is_none()) {
+            names.push(MAIN_NAME);
+        }
+        if !names.is_empty() {
+            let message = messages::waiting(&names);
+            self.log.info(&message);
+        }
+    }
+
+    /// The grace is over: SIGKILL to whatever is left.
+    fn kill_all(&mut self, now: Instant) {
+        for program in &self.programs {
+            if let State::Stopping { pid } = program.state {
+                self.log
+                    .warn(&messages::killing(program.name.as_str(), pid));
+                kill_group(pid, libc::SIGKILL);
+                self.killed_any = true;
+            }
+        }
+        if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
+            self.log.warn(&messages::killing(MAIN_NAME, main.pid));
+            kill_group(main.pid, libc::SIGKILL);
+            self.killed_any = true;
+        }
+        let leftovers = self.unknown_children();
+        if !leftovers.is_empty() {
+            self.log.warn(&messages::killing_leftovers(leftovers.len()));
+            self.killed_any = true;
+        }
+        self.phase = Phase::Killing {
+            next_kill: now + REKILL_EVERY,
+        };
+        self.rekill();
+    }
+
+    /// SIGKILL to every process still there; again after every reap, since
+    /// a killed process's children arrive as new orphans.
+    fn rekill(&mut self) {
+        if self.is_pid1 {
+            // SAFETY: kill with plain integers.
+            unsafe { libc::kill(-1, libc::SIGKILL) };
+            return;
+        }
+        let groups: Vec<Pid> = self
+            .programs
+            .iter()
+            .filter_map(|p| p.pgid)
+            .chain(self.main.as_ref().map(|m| m.pid))
+            .collect();
+        for pgid in groups {
+            kill_group(pgid, libc::SIGKILL);
+        }
+        let children = procs::children_of(self.me).unwrap_or_default();
+        for pid in children {
+            // SAFETY: kill with plain integers.
+            unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+        }
+    }
+}
+
+/// Signals a whole process group; a group that is gone is no error.
+fn kill_group(pgid: Pid, sig: i32) {
+    // SAFETY: kill with plain integers.
+    unsafe { libc::kill(-pgid.as_raw(), sig) };
+}
+
+/// Reads up to `reads` chunks from a pipe, logging complete lines.
+fn read_pipe(pipe: &mut Pipe, buf: &mut [u8], log: &mut Logger, reads: usize) -> PipeRead {
+    for _ in 0..reads {
+        // SAFETY: buf is a valid, writable buffer of buf.len() bytes.
+        let n = unsafe { libc::read(pipe.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match usize::try_from(n) {
+            Ok(0) => {
+                finish(pipe, log);
+                return PipeRead::Closed;
+            }
+            Ok(n) => {
+                let (name, stream) = (&pipe.name, pipe.stream);
+                pipe.lines.feed(buf.get(..n).unwrap_or(&[]), &mut |line| {
+                    log.output(name, stream, line)
+                });
+            }
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN) => PipeRead::Open,
+                    Some(libc::EINTR) => continue,
+                    _ => {
+                        finish(pipe, log);
+                        PipeRead::Closed
+                    }
+                };
+            }
+        }
+    }
+    PipeRead::Open
+}
+
+fn finish(pipe: &mut Pipe, log: &mut Logger) {
+    let (name, stream) = (&pipe.name, pipe.stream);
+    pipe.lines
+        .finish(&mut |line| log.output(name, stream, line));
+}
