@@ -25,12 +25,15 @@ use crate::logfile::{Level, Logger, write_stderr};
 
 fn main() {
     let status = run();
-    // Flush-free: every writer above has written its bytes already.
+    // Nothing is buffered at this point: the log and stdout were flushed.
     #[allow(clippy::exit)]
     std::process::exit(i32::from(status));
 }
 
 fn run() -> u8 {
+    // First thing: as PID 1, a signal that arrives before it is blocked is
+    // dropped by the kernel, so keep that window as short as it can be.
+    let signals = signals::Signals::install();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let config = match cli::parse(&args, &cwd) {
@@ -44,7 +47,7 @@ fn run() -> u8 {
     };
     spawn::keep_inherited_fds_from_children();
     let mut log = Logger::open(&config.log);
-    let signals = match signals::Signals::install() {
+    let signals = match signals {
         Ok(signals) => signals,
         Err(e) => {
             // Without signals init could neither reap nor stop: refuse to

@@ -141,22 +141,65 @@ impl AsFd for Signals {
 /// exec: default disposition for every signal, empty mask.
 ///
 /// Runs between fork and exec, so it only makes async-signal-safe calls.
-/// `rtmax` is computed by the parent before fork.
+/// `rtmax` is computed by the parent before fork. The kernel is asked
+/// directly: glibc refuses to touch its two private real-time signals, yet
+/// a parent may have left them ignored, and an ignored signal survives exec.
 pub fn reset_in_child(rtmax: i32) -> std::io::Result<()> {
-    // SAFETY: signal() and sigprocmask() are async-signal-safe; the set is
-    // a local value.
-    unsafe {
-        for sig in 1..=rtmax {
-            // KILL, STOP and glibc's private signals refuse; that is fine.
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    for sig in 1..=rtmax {
+        // KILL and STOP refuse; that is fine.
+        set_default(sig);
+    }
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask with a valid 8-byte kernel sigset.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The kernel's `struct sigaction` on x86_64 and aarch64.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn set_default(sig: i32) {
+    // SAFETY: signal() is async-signal-safe.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn set_default(sig: i32) {
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction with a valid kernel sigaction and no old action.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        );
+    }
 }
 
 pub fn rtmax() -> i32 {

@@ -224,7 +224,10 @@ impl Init {
         self.wait_log_n(needle, 1, Duration::from_secs(10))
     }
 
+    /// Sends `sig` to init, once it is up (its first log line is written
+    /// after its signal handling is in place).
     pub fn signal(&self, sig: Signal) {
+        self.wait_log("started with pid");
         kill(self.pid(), sig).unwrap();
     }
 
@@ -348,13 +351,17 @@ pub fn processes() -> Vec<Proc> {
         .collect()
 }
 
-/// Host pids of processes whose command line contains `marker`.
+/// Host pids of processes whose command line contains `marker` (but not
+/// init itself, whose arguments may hold it too).
 pub fn pids_with(marker: &str) -> Vec<i32> {
     processes()
         .into_iter()
         .filter(|p| {
             std::fs::read(format!("/proc/{}/cmdline", p.pid))
-                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains(marker) && !c.contains(BIN)
+                })
                 .unwrap_or(false)
         })
         .map(|p| p.pid)

@@ -1,0 +1,118 @@
+//! Every child starts clean: empty signal mask, default dispositions, only
+//! fds 0, 1, 2, its own session (programs) or process group (main) — even
+//! when init itself was started with signals blocked or ignored and with
+//! extra descriptors open.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+/// Starts init the way a careless parent would: SIGTERM and SIGHUP ignored,
+/// every signal blocked, fd 5 and fd 9 open without close-on-exec.
+fn dirty(mode: Mode, tag: &str) -> Builder {
+    init(mode, tag).setup(|c| unsafe {
+        c.pre_exec(|| {
+            nix::libc::signal(nix::libc::SIGTERM, nix::libc::SIG_IGN);
+            nix::libc::signal(nix::libc::SIGHUP, nix::libc::SIG_IGN);
+            let mut all: nix::libc::sigset_t = std::mem::zeroed();
+            nix::libc::sigfillset(&mut all);
+            nix::libc::sigprocmask(nix::libc::SIG_SETMASK, &all, std::ptr::null_mut());
+            let fd = nix::libc::open(c"/dev/null".as_ptr(), nix::libc::O_RDONLY);
+            nix::libc::dup2(fd, 5);
+            nix::libc::dup2(fd, 9);
+            Ok(())
+        });
+    })
+}
+
+fn fds_of(pid: i32) -> Vec<i32> {
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    fds
+}
+
+fn host_pid_of(init: &Init, name: &str) -> i32 {
+    // Find the child by its parent: init's host pid.
+    let me = init.pid().as_raw();
+    let _ = name;
+    wait_for(secs(10.0), "a child of init", || {
+        processes()
+            .into_iter()
+            .find(|p| p.ppid == me && p.state != 'Z')
+            .map(|p| p.pid)
+    })
+}
+
+#[test]
+fn programs_start_clean_even_from_a_dirty_parent() {
+    for mode in MODES {
+        let mut init = dirty(mode, "clean-program")
+            .args(&["-p", "s=sleep 30"])
+            .start();
+        init.wait_log("spawned: 's'");
+        let pid = host_pid_of(&init, "s");
+        assert_eq!(
+            status_field(pid, "SigBlk").unwrap(),
+            "0000000000000000",
+            "{mode:?}"
+        );
+        assert_eq!(
+            status_field(pid, "SigIgn").unwrap(),
+            "0000000000000000",
+            "{mode:?}"
+        );
+        assert_eq!(fds_of(pid), [0, 1, 2], "{mode:?}");
+        let st = stat_of(pid).unwrap();
+        assert_eq!(st.session, st.pid, "a program leads its own session");
+        assert_eq!(st.pgrp, st.pid);
+        // stdin is /dev/null, stdout and stderr are pipes to init.
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/fd/0"))
+                .unwrap()
+                .to_str(),
+            Some("/dev/null")
+        );
+        assert!(
+            std::fs::read_link(format!("/proc/{pid}/fd/1"))
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("pipe:")
+        );
+        // Init cleared its inherited mask: SIGTERM still stops it.
+        init.signal(Signal::SIGTERM);
+        assert_eq!(init.exit_code(secs(10.0)), 0, "{mode:?}");
+    }
+}
+
+#[test]
+fn the_main_command_starts_clean_in_its_own_group() {
+    for mode in MODES {
+        let mut init = dirty(mode, "clean-main").main(&["sleep", "30"]).start();
+        init.wait_log("spawned: 'main'");
+        let pid = host_pid_of(&init, "main");
+        assert_eq!(status_field(pid, "SigBlk").unwrap(), "0000000000000000");
+        assert_eq!(status_field(pid, "SigIgn").unwrap(), "0000000000000000");
+        assert_eq!(fds_of(pid), [0, 1, 2]);
+        let st = stat_of(pid).unwrap();
+        assert_eq!(st.pgrp, st.pid, "the main command leads its own group");
+        init.signal(Signal::SIGTERM);
+        assert_eq!(init.exit_code(secs(10.0)), 143);
+    }
+}
+
+#[test]
+fn the_environment_passes_through_unchanged() {
+    let init = init(Mode::Child, "env")
+        .setup(|c| {
+            c.env("COCALC_TEST_VAR", "kept as is");
+        })
+        .args(&["-p", "e=sh -c 'echo \"[$COCALC_TEST_VAR]\"'"])
+        .start();
+    init.wait_log("e stdout: [kept as is]");
+}
