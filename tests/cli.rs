@@ -1,6 +1,13 @@
 //! Bad command lines: one or two lines on stderr naming the value, exit 2,
 //! and nothing else — no child started, no log file created.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::ffi::OsStr;

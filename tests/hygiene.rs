@@ -3,6 +3,13 @@
 //! when init itself was started with signals blocked or ignored and with
 //! extra descriptors open.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::os::unix::process::CommandExt;

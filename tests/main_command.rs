@@ -1,5 +1,12 @@
 //! tini-style use: `cocalc-init -- COMMAND`, as PID 1 and as a plain child.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::*;

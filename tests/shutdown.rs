@@ -1,6 +1,13 @@
 //! Signals and shutdown: forwarding, the grace, SIGKILL, orphans, and
 //! processes that escape with setsid().
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::time::Instant;

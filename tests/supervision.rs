@@ -1,6 +1,13 @@
 //! Supervised programs: restarts, backoff, spawn errors, init scripts and
 //! output capture.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::*;

@@ -1,7 +1,14 @@
 //! Harness for the integration tests: runs the real `cocalc-init` binary,
 //! as a plain child or as PID 1 of a fresh PID namespace, waits on its log
 //! with deadlines, and kills whatever it started when the test ends.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::type_complexity
+)]
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
