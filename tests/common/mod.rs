@@ -234,7 +234,10 @@ impl Init {
     /// Sends `sig` to init, once it is up (its first log line is written
     /// after its signal handling is in place).
     pub fn signal(&self, sig: Signal) {
-        self.wait_log("started with pid");
+        let up = |t: String| t.contains("started with pid").then_some(());
+        wait_for(secs(10.0), "init to be up", || {
+            up(self.log_text()).or_else(|| up(self.stderr_text()))
+        });
         kill(self.pid(), sig).unwrap();
     }
 

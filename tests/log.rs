@@ -1,0 +1,168 @@
+//! The log file: format, rotation with no line lost, and failures that
+//! must not stop supervision.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+#[test]
+fn lines_have_the_supervisord_format() {
+    let init = init(Mode::Child, "format")
+        .args(&["-p", "hello=echo hi"])
+        .start();
+    let log = init.wait_log("exited: hello");
+    for line in log.lines() {
+        let b = line.as_bytes();
+        assert!(line.len() > 29, "{line}");
+        assert!(b[..4].iter().all(u8::is_ascii_digit), "{line}");
+        assert_eq!(
+            (b[4], b[7], b[10], b[13], b[16], b[19], b[23]),
+            (b'-', b'-', b' ', b':', b':', b',', b' '),
+            "{line}"
+        );
+        let level = &line[24..28];
+        assert!(
+            ["INFO", "WARN", "ERRO", "DEBG", "CRIT"].contains(&level),
+            "{line}"
+        );
+    }
+    assert!(log.contains(" INFO hello stdout: hi\n"), "{log}");
+}
+
+#[test]
+fn rotation_loses_no_line() {
+    let s = Scratch::new("rotation");
+    let count = 4000;
+    let program =
+        format!("n=sh -c 'i=0; while [ $i -lt {count} ]; do echo line-$i; i=$((i+1)); done'");
+    let init = init(Mode::Child, "rotation")
+        .args(&[
+            "--log-max-bytes",
+            "20000",
+            "--log-backups",
+            "100",
+            "-p",
+            &program,
+        ])
+        .start_in(Some(s));
+    init.wait_log("exited: n (exit status 0; expected)");
+    let mut files: Vec<std::path::PathBuf> = (1..=100)
+        .map(|k| init.scratch.path(&format!("log.{k}")))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(files.len() >= 5, "only {} rotated files", files.len());
+    files.reverse();
+    files.push(init.log.clone());
+    let mut all = String::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            text.len() <= 20000,
+            "{} has {} bytes",
+            f.display(),
+            text.len()
+        );
+        assert!(text.ends_with('\n'));
+        all.push_str(&text);
+    }
+    let got: Vec<&str> = all
+        .lines()
+        .filter_map(|l| l.split_once(" n stdout: ").map(|(_, v)| v))
+        .collect();
+    let want: Vec<String> = (0..count).map(|i| format!("line-{i}")).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_unwritable_log_does_not_stop_supervision() {
+    // The log path is a directory: it can never be opened as a file.
+    let s = Scratch::new("unwritable");
+    std::fs::create_dir(s.path("log")).unwrap();
+    let mut init = init(Mode::Child, "unwritable")
+        .args(&["-s", "0", "-b", "0.1", "-p", "r=sh -c 'echo round; exit 1'"])
+        .start_in(Some(s));
+    wait_for(secs(10.0), "restarts on stderr", || {
+        (init
+            .stderr_text()
+            .matches("exited: r (exit status 1; not expected)")
+            .count()
+            >= 3)
+            .then_some(())
+    });
+    let err = init.stderr_text();
+    // Told once, even with -q, and every line still reaches stderr.
+    assert_eq!(err.matches("cannot write the log file").count(), 1, "{err}");
+    assert!(err.contains("r stdout: round"), "{err}");
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.exit_code(secs(10.0)), 0);
+}
+
+#[test]
+fn a_deleted_log_folder_is_made_again() {
+    let s = Scratch::new("deleted");
+    let log = s.path("sub/dir/log");
+    let logs = log.to_string_lossy().to_string();
+    let init = init(Mode::Child, "deleted")
+        .own_log()
+        .args(&[
+            "-q",
+            "-l",
+            &logs,
+            "-s",
+            "0",
+            "-b",
+            "0.2",
+            "-p",
+            "r=sh -c 'echo round; exit 1'",
+        ])
+        .start_in(Some(s));
+    wait_for(secs(10.0), "first lines", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("round"))
+    });
+    std::fs::remove_dir_all(init.scratch.path("sub")).unwrap();
+    wait_for(secs(10.0), "the log back", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("round"))
+    });
+}
+
+#[test]
+fn lines_are_copied_to_stderr_unless_quiet() {
+    let s = Scratch::new("copy");
+    let logs = s.path("log").to_string_lossy().to_string();
+    let mut loud = init(Mode::Child, "loud")
+        .own_log()
+        .args(&["-l", &logs])
+        .main(&["echo"])
+        .start_in(Some(s));
+    loud.exit_code(secs(10.0));
+    assert!(loud.stderr_text().contains("spawned: 'main'"));
+    assert!(loud.log_text().contains("spawned: 'main'"));
+    let mut quiet = init(Mode::Child, "quiet").main(&["echo"]).start();
+    quiet.exit_code(secs(10.0));
+    assert_eq!(quiet.stderr_text(), "");
+    assert!(quiet.log_text().contains("spawned: 'main'"));
+}
+
+#[test]
+fn log_dash_means_stderr_only_whatever_quiet_says() {
+    let mut init = init(Mode::Child, "dash")
+        .own_log()
+        .args(&["-q", "-l", "-"])
+        .main(&["true"])
+        .start();
+    init.exit_code(secs(10.0));
+    assert!(init.stderr_text().contains("exited: main (exit status 0)"));
+    assert!(!init.log.exists());
+}
