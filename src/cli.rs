@@ -177,11 +177,13 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         programs.push(spec);
     }
 
-    let main: Option<Vec<OsString>> = main.map(|words| words.to_vec());
+    // A trailing `--` with nothing after it is no main command: an image's
+    // ENTRYPOINT ends with `--` so that `docker run IMAGE CMD` can add one,
+    // and must still work when no CMD is given.
+    let main: Option<Vec<OsString>> = main
+        .filter(|words| !words.is_empty())
+        .map(|words| words.to_vec());
     match &main {
-        Some(words) if words.is_empty() => {
-            return Err(usage("'--' must be followed by a command"));
-        }
         Some(words) if words.first().is_some_and(|w| w.is_empty()) => {
             return Err(usage("the main command is empty"));
         }
@@ -387,6 +389,13 @@ mod tests {
     }
 
     #[test]
+    fn a_trailing_double_dash_is_no_main_command() {
+        let c = run(&["-p", "a=x", "--"]);
+        assert_eq!(c.main, None);
+        assert_eq!(c.programs.len(), 1);
+    }
+
+    #[test]
     fn programs_keep_command_line_order() {
         let c = run(&["-i", "/a/first.sh", "-p", "second=x", "-i", "/b/third"]);
         let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
@@ -466,7 +475,9 @@ mod tests {
             (&["--log-backups", "5000", "--", "x"], "'5000'"),
             (&[], "nothing to run"),
             (&["-q"], "nothing to run"),
-            (&["--"], "'--' must be followed"),
+            (&["--"], "nothing to run"),
+            (&["-q", "--"], "nothing to run"),
+            (&["--", ""], "main command is empty"),
             (&["sleep", "1"], "'sleep'"),
             (&["-l", "", "--", "x"], "FILE is empty"),
             (&["-i", "", "--", "x"], "PATH is empty"),

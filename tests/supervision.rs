@@ -301,8 +301,9 @@ fn relative_init_script_paths_are_taken_from_inits_working_directory() {
 #[test]
 fn a_missing_init_script_is_skipped_and_init_stays_up() {
     for mode in MODES {
+        // The ENTRYPOINT shape: a trailing `--` and no command after it.
         let mut init = init(mode, "skipped")
-            .args(&["-i", "{dir}/project_init.sh"])
+            .args(&["-i", "{dir}/project_init.sh", "--"])
             .start();
         let log = init.wait_log("does not exist");
         assert!(
