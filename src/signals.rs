@@ -106,8 +106,9 @@ impl Signals {
         }
     }
 
-    /// The next pending signal, or `None` when there is none right now.
-    pub fn read(&self) -> Option<i32> {
+    /// The next pending signal and the pid that sent it (0 from the
+    /// kernel), or `None` when there is none right now.
+    pub fn read(&self) -> Option<Received> {
         // SAFETY: signalfd_siginfo is plain data; the kernel fills it whole
         // or returns an error.
         unsafe {
@@ -118,13 +119,24 @@ impl Signals {
                 (&mut info as *mut libc::signalfd_siginfo).cast(),
                 size,
             );
-            if usize::try_from(n).ok() == Some(size) {
-                i32::try_from(info.ssi_signo).ok()
-            } else {
-                None
+            if usize::try_from(n).ok() != Some(size) {
+                return None;
             }
+            Some(Received {
+                signal: i32::try_from(info.ssi_signo).ok()?,
+                sender: i32::try_from(info.ssi_pid).unwrap_or(0),
+            })
         }
     }
+}
+
+/// A signal read from the signalfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub signal: i32,
+    /// Who sent it. A SIGPIPE or SIGXFSZ that init's own write raised shows
+    /// init's own pid here: such a signal is about init, not for programs.
+    pub sender: i32,
 }
 
 fn handled_contains(sig: i32) -> bool {

@@ -172,8 +172,13 @@ impl Supervisor {
             let now = Instant::now();
             let mut reap = false;
             if ready.first().copied().unwrap_or(false) {
-                while let Some(sig) = self.signals.read() {
-                    match signals::classify(sig) {
+                while let Some(received) = self.signals.read() {
+                    if received.sender == self.me.as_raw() {
+                        // Raised by our own write (a closed stderr gives
+                        // SIGPIPE): not to be passed on to the programs.
+                        continue;
+                    }
+                    match signals::classify(received.signal) {
                         Action::Reap => reap = true,
                         Action::Shutdown(sig) if self.phase == Phase::Supervising => {
                             self.log.warn(&messages::exit_request(sig));

@@ -166,3 +166,36 @@ fn log_dash_means_stderr_only_whatever_quiet_says() {
     assert!(init.stderr_text().contains("exited: main (exit status 0)"));
     assert!(!init.log.exists());
 }
+
+#[test]
+fn a_closed_stderr_neither_stops_init_nor_reaches_the_programs() {
+    // Init's stderr is a pipe nobody reads: every copy of a log line
+    // raises SIGPIPE in init, which must not be forwarded as if sent to it.
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    drop(read_end);
+    let mut write_end = Some(write_end);
+    let s = Scratch::new("epipe");
+    let logs = s.path("log").to_string_lossy().to_string();
+    let mut init = init(Mode::Child, "epipe")
+        .own_log()
+        .args(&["-l", &logs])
+        .args(&["-p", "t=bash -c 'trap \"echo PIPE >> {dir}/got\" PIPE; for i in $(seq 50); do echo $i; sleep 0.01; done; sleep 30'"])
+        .setup(move |c| {
+            if let Some(fd) = write_end.take() {
+                c.stderr(std::process::Stdio::from(fd));
+            }
+        })
+        .start_in(Some(s));
+    init.wait_log("t stdout: 50");
+    assert!(
+        !init.scratch.path("got").exists(),
+        "SIGPIPE reached the program"
+    );
+    // A SIGPIPE sent to init from outside is still forwarded.
+    init.signal(Signal::SIGPIPE);
+    wait_for(secs(10.0), "forwarded SIGPIPE", || {
+        init.scratch.path("got").exists().then_some(())
+    });
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.exit_code(secs(10.0)), 0);
+}
