@@ -171,7 +171,7 @@ fn log_dash_means_stderr_only_whatever_quiet_says() {
 fn a_closed_stderr_neither_stops_init_nor_reaches_the_programs() {
     // Init's stderr is a pipe nobody reads: every copy of a log line
     // raises SIGPIPE in init, which must not be forwarded as if sent to it.
-    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     drop(read_end);
     let mut write_end = Some(write_end);
     let s = Scratch::new("epipe");
@@ -198,4 +198,43 @@ fn a_closed_stderr_neither_stops_init_nor_reaches_the_programs() {
     });
     init.signal(Signal::SIGTERM);
     assert_eq!(init.exit_code(secs(10.0)), 0);
+}
+
+fn hour_of(line: &str) -> i32 {
+    line[11..13].parse().unwrap()
+}
+
+#[test]
+fn stamps_are_local_time_per_tz() {
+    let mut hours = Vec::new();
+    for tz in ["UTC0", "JST-9"] {
+        let mut init = init(Mode::Child, "tz")
+            .setup(move |c| {
+                c.env("TZ", tz);
+            })
+            .main(&["true"])
+            .start();
+        init.exit_code(secs(10.0));
+        hours.push(hour_of(init.log_text().lines().next().unwrap()));
+    }
+    assert_eq!((hours[1] - hours[0]).rem_euclid(24), 9, "{hours:?}");
+}
+
+#[test]
+fn a_very_long_line_is_split_never_dropped() {
+    let init = init(Mode::Child, "long-line")
+        .args(&[
+            "-p",
+            "long=sh -c 'head -c 20000 /dev/zero | tr \"\\\\0\" x; echo; echo after'",
+        ])
+        .start();
+    let log = init.wait_log("exited: long");
+    let pieces: Vec<usize> = log
+        .lines()
+        .filter_map(|l| l.split_once(" long stdout: ").map(|(_, v)| v))
+        .filter(|v| v.starts_with('x'))
+        .map(str::len)
+        .collect();
+    assert_eq!(pieces, [8192, 8192, 20000 - 2 * 8192], "{log}");
+    assert!(log.contains("long stdout: after"));
 }

@@ -258,3 +258,23 @@ fn nothing_is_left_in_the_namespace_when_init_exits() {
     let bye = std::fs::read_to_string(init.scratch.path("bye")).unwrap();
     assert!(bye.contains("a") && bye.contains("orphan"), "{bye}");
 }
+
+#[test]
+fn not_pid1_processes_adopted_during_the_shutdown_get_the_stop_signal() {
+    let program = "maker=sh -c 'setsid sh -c \"trap \\\"echo got TERM >> {dir}/esc; exit 0\\\" TERM; \
+                   touch {dir}/esc-ready; while :; do sleep 0.05; done\" & sleep 30'";
+    let mut init = init(Mode::Child, "adopted")
+        .args(&["-g", "5", "-p", program])
+        .start();
+    wait_file(&init, "esc-ready");
+    let t0 = Instant::now();
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.exit_code(secs(10.0)), 0, "{}", init.log_text());
+    assert!(
+        t0.elapsed() < secs(3.0),
+        "waited for the grace: {:?}",
+        t0.elapsed()
+    );
+    let esc = std::fs::read_to_string(init.scratch.path("esc")).unwrap();
+    assert_eq!(esc, "got TERM\n");
+}
