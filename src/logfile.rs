@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 
 use crate::config::{LogConfig, LogTarget};
+use crate::messages;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -255,13 +256,7 @@ impl FileSink {
         self.size = self.size.saturating_add(bytes.len() as u64);
         if self.failing {
             self.failing = false;
-            write_stderr(
-                format!(
-                    "cocalc-init: writing the log file {} again\n",
-                    self.path.display()
-                )
-                .as_bytes(),
-            );
+            write_stderr(messages::log_writable_again(&self.path).as_bytes());
         }
         Ok(())
     }
@@ -290,13 +285,7 @@ impl FileSink {
         self.file = None;
         if !self.failing {
             self.failing = true;
-            write_stderr(
-                format!(
-                    "cocalc-init: cannot write the log file {}: {error}; log lines go to stderr until it works again\n",
-                    self.path.display()
-                )
-                .as_bytes(),
-            );
+            write_stderr(messages::log_unwritable(&self.path, error).as_bytes());
         }
     }
 }

@@ -101,6 +101,21 @@ pub fn main_cannot_run(error: &SpawnError) -> String {
     format!("cocalc-init: {error}\n")
 }
 
+/// Said once on stderr when the log file cannot be written.
+pub fn log_unwritable(path: &Path, error: &std::io::Error) -> String {
+    format!(
+        "cocalc-init: cannot write the log file {}: {error}; log lines go to stderr until it works again\n",
+        path.display()
+    )
+}
+
+pub fn log_writable_again(path: &Path) -> String {
+    format!(
+        "cocalc-init: writing the log file {} again\n",
+        path.display()
+    )
+}
+
 /// Seconds in their shortest form: `1`, `0.5`.
 fn seconds(d: Duration) -> String {
     format!("{}", d.as_secs_f64())
