@@ -35,6 +35,7 @@ const LOG_MAX_BYTES: &str = "log-max-bytes";
 const LOG_BACKUPS: &str = "log-backups";
 const QUIET: &str = "quiet";
 const VERBOSE: &str = "verbose";
+const CHECK: &str = "check";
 const HELP: &str = "help";
 const VERSION: &str = "version";
 
@@ -42,6 +43,8 @@ const VERSION: &str = "version";
 #[derive(Debug)]
 pub enum Request {
     Run(Box<Config>),
+    /// `--check`: validate, describe, start nothing.
+    Check(Box<Config>),
     Help,
     Version,
 }
@@ -83,6 +86,7 @@ programs that exit unexpectedly, and logs what they print.
       --log-backups K         rotated log files kept [{DEFAULT_LOG_BACKUPS}]
   -q, --quiet                 do not copy log lines to stderr
   -v, --verbose               also log debug lines
+      --check                 check the command line, print what would run
   -h, --help                  print this help and exit
   -V, --version               print the version and exit
   -- COMMAND [ARG]...         main command: init exits with its status
@@ -96,22 +100,120 @@ pub fn version_text() -> String {
     format!("cocalc-init {}\n", env!("CARGO_PKG_VERSION"))
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// A value, and the option may repeat.
+    Values,
+    /// One value.
+    Value,
+    /// No value.
+    Nothing,
+}
+
+/// The option table: (short, long, value name, what it takes). The parser
+/// is built from it, and a test holds `--help` to it.
+const TABLE: &[(&str, &str, &str, Takes)] = &[
+    ("p", PROGRAM, "NAME=COMMAND", Takes::Values),
+    ("i", INIT_SCRIPT, "PATH", Takes::Values),
+    ("x", EXITCODES, "LIST", Takes::Value),
+    ("s", STARTSECS, "SECS", Takes::Value),
+    ("b", BACKOFF_MAX, "SECS", Takes::Value),
+    ("g", GRACE, "SECS", Takes::Value),
+    ("l", LOG, "FILE", Takes::Value),
+    ("", LOG_MAX_BYTES, "N", Takes::Value),
+    ("", LOG_BACKUPS, "K", Takes::Value),
+    ("q", QUIET, "", Takes::Nothing),
+    ("v", VERBOSE, "", Takes::Nothing),
+    ("", CHECK, "", Takes::Nothing),
+    ("h", HELP, "", Takes::Nothing),
+    ("V", VERSION, "", Takes::Nothing),
+];
+
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optmulti("p", PROGRAM, "", "NAME=COMMAND")
-        .optmulti("i", INIT_SCRIPT, "", "PATH")
-        .optopt("x", EXITCODES, "", "LIST")
-        .optopt("s", STARTSECS, "", "SECS")
-        .optopt("b", BACKOFF_MAX, "", "SECS")
-        .optopt("g", GRACE, "", "SECS")
-        .optopt("l", LOG, "", "FILE")
-        .optopt("", LOG_MAX_BYTES, "", "N")
-        .optopt("", LOG_BACKUPS, "", "K")
-        .optflag("q", QUIET, "")
-        .optflag("v", VERBOSE, "")
-        .optflag("h", HELP, "")
-        .optflag("V", VERSION, "");
+    for &(short, long, hint, takes) in TABLE {
+        match takes {
+            Takes::Values => o.optmulti(short, long, "", hint),
+            Takes::Value => o.optopt(short, long, "", hint),
+            Takes::Nothing => o.optflag(short, long, ""),
+        };
+    }
     o
+}
+
+/// What `--check` prints: the configuration as init understood it.
+pub fn describe(config: &Config) -> String {
+    let mut out = String::new();
+    for program in &config.programs {
+        match &program.kind {
+            ProgramKind::Command(words) => {
+                out.push_str(&format!(
+                    "program {}: {}\n",
+                    program.name,
+                    quote_words(words.iter().map(String::as_str))
+                ));
+            }
+            ProgramKind::InitScript(path) => {
+                let folder = path.parent().unwrap_or(Path::new("/"));
+                out.push_str(&format!(
+                    "init script {}: bash {} (in {}, if it exists at start)\n",
+                    program.name,
+                    shell_quote(&path.to_string_lossy()),
+                    folder.display()
+                ));
+            }
+        }
+    }
+    if let Some(main) = &config.main {
+        let words: Vec<String> = main
+            .iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        out.push_str(&format!(
+            "main: {}\n",
+            quote_words(words.iter().map(String::as_str))
+        ));
+    }
+    let p = &config.policy;
+    out.push_str(&format!(
+        "expected exit codes: {}; startsecs {}; backoff-max {}; grace {}\n",
+        p.exitcodes, p.startsecs, p.backoff_max, p.grace
+    ));
+    let l = &config.log;
+    let rotation = match l.max_bytes {
+        0 => "never rotated".to_string(),
+        n => format!("rotated at {n} bytes, {} kept", l.backups),
+    };
+    match &l.target {
+        LogTarget::Stderr => out.push_str("log: standard error only\n"),
+        LogTarget::File(path) => out.push_str(&format!(
+            "log: {} ({rotation}){}\n",
+            path.display(),
+            if l.quiet {
+                ""
+            } else {
+                ", copied to standard error"
+            }
+        )),
+    }
+    out
+}
+
+fn quote_words<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    words.map(shell_quote).collect::<Vec<_>>().join(" ")
+}
+
+/// A word as a shell would need it quoted to read it back.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Parses the arguments after the program name. `cwd` makes relative `-i`
@@ -227,12 +329,17 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         verbose: m.opt_present(VERBOSE),
     };
 
-    Ok(Request::Run(Box::new(Config {
+    let config = Box::new(Config {
         programs,
         main,
         policy,
         log,
-    })))
+    });
+    Ok(if m.opt_present(CHECK) {
+        Request::Check(config)
+    } else {
+        Request::Run(config)
+    })
 }
 
 fn parse_program(value: &str) -> Result<ProgramSpec, UsageError> {
@@ -417,6 +524,63 @@ mod tests {
             parse(&args(&["--version"]), Path::new("/")),
             Ok(Request::Version)
         ));
+    }
+
+    #[test]
+    fn help_lists_every_option_of_the_table() {
+        let help = help_text();
+        for &(short, long, hint, _) in TABLE {
+            let flag = if short.is_empty() {
+                format!("    --{long}")
+            } else {
+                format!("-{short}, --{long}")
+            };
+            let line = help
+                .lines()
+                .find(|l| l.contains(&flag))
+                .unwrap_or_else(|| panic!("{flag} not in help"));
+            assert!(line.contains(hint), "{line}");
+        }
+        let listed = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-') && l.contains("--"))
+            .count();
+        // Every flag line, plus the `-- COMMAND` line.
+        assert_eq!(listed, TABLE.len() + 1, "{help}");
+    }
+
+    #[test]
+    fn check_describes_the_configuration() {
+        let c = match parse(
+            &args(&[
+                "--check",
+                "-p",
+                "a=sh -c 'echo hi'",
+                "-i",
+                "/h/p.sh",
+                "-x",
+                "0,3,3",
+                "--",
+                "x y",
+            ]),
+            Path::new("/"),
+        ) {
+            Ok(Request::Check(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        let text = describe(&c);
+        assert!(text.contains("program a: sh -c 'echo hi'\n"), "{text}");
+        assert!(
+            text.contains("init script p_sh: bash /h/p.sh (in /h, if it exists at start)\n"),
+            "{text}"
+        );
+        assert!(text.contains("main: 'x y'\n"), "{text}");
+        assert!(
+            text.contains("expected exit codes: 0,3; startsecs 1; backoff-max 60; grace 8\n"),
+            "{text}"
+        );
+        assert!(text.contains("log: /tmp/.cocalc/cocalc-init.log (rotated at 10485760 bytes, 3 kept), copied to standard error\n"), "{text}");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

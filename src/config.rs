@@ -83,6 +83,17 @@ impl ExitCodes {
     }
 }
 
+impl std::fmt::Display for ExitCodes {
+    /// The codes, ascending, comma-separated: `0,2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let codes: Vec<String> = (0..=255u8)
+            .filter(|&c| self.contains(c))
+            .map(|c| c.to_string())
+            .collect();
+        f.write_str(&codes.join(","))
+    }
+}
+
 impl Default for ExitCodes {
     fn default() -> ExitCodes {
         let mut set = [false; 256];

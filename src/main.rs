@@ -38,6 +38,7 @@ fn run() -> u8 {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let config = match cli::parse(&args, &cwd) {
         Ok(cli::Request::Run(config)) => *config,
+        Ok(cli::Request::Check(config)) => return print_stdout(&cli::describe(&config)),
         Ok(cli::Request::Help) => return print_stdout(&cli::help_text()),
         Ok(cli::Request::Version) => return print_stdout(&cli::version_text()),
         Err(e) => {
@@ -64,7 +65,7 @@ fn run() -> u8 {
     supervisor::Supervisor::new(config, log, signals).run()
 }
 
-/// `--help` and `--version` are the only output on stdout.
+/// `--help`, `--version` and `--check` are the only output on stdout.
 fn print_stdout(text: &str) -> u8 {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
