@@ -34,9 +34,9 @@ const REKILL_EVERY: Duration = Duration::from_secs(1);
 /// One read from a pipe takes at most this much, so that one chatty
 /// program cannot starve the others.
 const READ_CHUNK: usize = 64 * 1024;
-/// On a program's exit its pipes are drained of at most this much before
-/// the `exited:` line; the rest follows as it is read.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+/// On a program's exit its pipes are drained of at most this many reads
+/// (1 MiB) before the `exited:` line; the rest follows as it is read.
+const DRAIN_READS: usize = 16;
 
 struct MainCommand {
     pid: Pid,
@@ -79,7 +79,9 @@ pub struct Supervisor {
     is_pid1: bool,
     /// False once `waitpid` said ECHILD, until the next spawn.
     have_children: bool,
-    /// Processes (outside program groups) already sent the stop signal.
+    /// Not PID 1: process groups sent the stop signal in this shutdown.
+    signalled_groups: Vec<Pid>,
+    /// Not PID 1: adopted children already sent the stop signal.
     signalled: Vec<Pid>,
     killed_any: bool,
     buf: Vec<u8>,
@@ -134,6 +136,7 @@ impl Supervisor {
             me,
             is_pid1: me.as_raw() == 1,
             have_children: false,
+            signalled_groups: Vec::new(),
             signalled: Vec::new(),
             killed_any: false,
             buf: vec![0; READ_CHUNK],
@@ -211,7 +214,7 @@ impl Supervisor {
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
-            read_pipe(pipe, &mut self.buf, &mut self.log, usize::MAX);
+            read_pipe(pipe, &mut self.buf, &mut self.log, DRAIN_READS);
             finish(pipe, &mut self.log);
         }
         let status = match &self.main {
@@ -441,7 +444,7 @@ impl Supervisor {
         };
         // What the program wrote before it died goes above its exit line.
         for pipe in self.pipes.iter_mut().filter(|p| p.program == index) {
-            read_pipe(pipe, &mut self.buf, &mut self.log, DRAIN_LIMIT / READ_CHUNK);
+            read_pipe(pipe, &mut self.buf, &mut self.log, DRAIN_READS);
             finish(pipe, &mut self.log);
         }
         let stop_signal = match self.phase {
@@ -506,12 +509,13 @@ impl Supervisor {
             // SAFETY: kill with plain integers.
             unsafe { libc::kill(-1, sig) };
         } else {
-            for pid in stopping {
-                kill_group(pid, sig);
-            }
-            if let Some(main) = &self.main {
-                // Also what the main command left behind in its group.
-                kill_group(main.pid, sig);
+            // The main command's group even when it has just exited: what
+            // it left behind is there.
+            let groups = stopping
+                .into_iter()
+                .chain(self.main.as_ref().map(|m| m.pid));
+            for pgid in groups {
+                self.signal_group(pgid, sig);
             }
             self.signal_adopted(sig);
         }
@@ -519,25 +523,37 @@ impl Supervisor {
         self.notice();
     }
 
-    /// Not PID 1: sends the stop signal to children that are in no group we
-    /// signalled — orphans adopted before or during the shutdown.
+    fn signal_group(&mut self, pgid: Pid, sig: i32) {
+        kill_group(pgid, sig);
+        if !self.signalled_groups.contains(&pgid) {
+            self.signalled_groups.push(pgid);
+        }
+    }
+
+    /// Not PID 1: sends the stop signal to the children that no signalled
+    /// group reached — orphans adopted before or during the shutdown. An
+    /// orphan still in the group of a program that exited earlier (a server
+    /// an init script started with `&`) takes its whole group with it: the
+    /// group cannot be anyone else's while our child is in it.
     fn signal_adopted(&mut self, sig: i32) {
         for pid in self.unknown_children() {
             if self.signalled.contains(&pid) {
                 continue;
             }
-            let in_our_group = nix::unistd::getpgid(Some(pid)).is_ok_and(|g| self.is_our_group(g));
-            if !in_our_group {
+            self.signalled.push(pid);
+            let Ok(pgid) = nix::unistd::getpgid(Some(pid)) else {
+                continue;
+            };
+            if self.signalled_groups.contains(&pgid) {
+                continue;
+            }
+            if self.programs.iter().any(|p| p.pgid == Some(pgid)) {
+                self.signal_group(pgid, sig);
+            } else {
                 // SAFETY: kill with plain integers.
                 unsafe { libc::kill(pid.as_raw(), sig) };
             }
-            self.signalled.push(pid);
         }
-    }
-
-    fn is_our_group(&self, pgid: Pid) -> bool {
-        self.programs.iter().any(|p| p.pgid == Some(pgid))
-            || self.main.as_ref().is_some_and(|m| m.pid == pgid)
     }
 
     /// Children that are neither a program nor the main command.
@@ -621,13 +637,7 @@ impl Supervisor {
             unsafe { libc::kill(-1, libc::SIGKILL) };
             return;
         }
-        let groups: Vec<Pid> = self
-            .programs
-            .iter()
-            .filter_map(|p| p.pgid)
-            .chain(self.main.as_ref().map(|m| m.pid))
-            .collect();
-        for pgid in groups {
+        for pgid in self.signalled_groups.clone() {
             kill_group(pgid, libc::SIGKILL);
         }
         let children = procs::children_of(self.me).unwrap_or_default();

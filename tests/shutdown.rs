@@ -278,3 +278,32 @@ fn not_pid1_processes_adopted_during_the_shutdown_get_the_stop_signal() {
     let esc = std::fs::read_to_string(init.scratch.path("esc")).unwrap();
     assert_eq!(esc, "got TERM\n");
 }
+
+#[test]
+fn a_server_left_running_by_a_finished_init_script_gets_the_stop_signal() {
+    for mode in MODES {
+        let s = Scratch::new("nohup");
+        s.write(
+            "project_init.sh",
+            "sh -c 'trap \"echo got TERM >> server-log; exit 0\" TERM; touch ready; while :; do sleep 0.05; done' &\nexit 0\n",
+        );
+        let mut init = init(mode, "nohup")
+            .args(&["-g", "5", "-i", "{dir}/project_init.sh"])
+            .start_in(Some(s));
+        init.wait_log("exited: project_init_sh (exit status 0; expected)");
+        wait_file(&init, "ready");
+        let t0 = Instant::now();
+        init.signal(Signal::SIGTERM);
+        assert_eq!(
+            init.exit_code(secs(10.0)),
+            0,
+            "{mode:?}: {}",
+            init.log_text()
+        );
+        assert!(t0.elapsed() < secs(3.0), "{mode:?}: waited for the grace");
+        assert_eq!(
+            std::fs::read_to_string(init.scratch.path("server-log")).unwrap(),
+            "got TERM\n"
+        );
+    }
+}
