@@ -506,8 +506,7 @@ impl Supervisor {
         let stopping: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
         if self.is_pid1 {
             // Everything in the container, orphans included, once each.
-            // SAFETY: kill with plain integers.
-            unsafe { libc::kill(-1, sig) };
+            send_stop(-1, sig);
         } else {
             // The main command's group even when it has just exited: what
             // it left behind is there.
@@ -524,7 +523,7 @@ impl Supervisor {
     }
 
     fn signal_group(&mut self, pgid: Pid, sig: i32) {
-        kill_group(pgid, sig);
+        send_stop(-pgid.as_raw(), sig);
         if !self.signalled_groups.contains(&pgid) {
             self.signalled_groups.push(pgid);
         }
@@ -550,8 +549,7 @@ impl Supervisor {
             if self.programs.iter().any(|p| p.pgid == Some(pgid)) {
                 self.signal_group(pgid, sig);
             } else {
-                // SAFETY: kill with plain integers.
-                unsafe { libc::kill(pid.as_raw(), sig) };
+                send_stop(pid.as_raw(), sig);
             }
         }
     }
@@ -645,6 +643,17 @@ impl Supervisor {
             // SAFETY: kill with plain integers.
             unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
         }
+    }
+}
+
+/// Sends the stop signal to `target` (a `kill` argument: pid, -pgid or
+/// -1), then SIGCONT: a stopped process would leave the stop signal
+/// pending and sit out the grace until SIGKILL.
+fn send_stop(target: i32, sig: i32) {
+    // SAFETY: kill with plain integers.
+    unsafe {
+        libc::kill(target, sig);
+        libc::kill(target, libc::SIGCONT);
     }
 }
 

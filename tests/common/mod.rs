@@ -76,6 +76,7 @@ pub struct Builder {
     args: Vec<String>,
     main: Vec<String>,
     log_arg: bool,
+    log_path: Option<PathBuf>,
     setup: Option<Box<dyn FnMut(&mut Command)>>,
 }
 
@@ -102,6 +103,13 @@ impl Builder {
         self
     }
 
+    /// The test's own log flags name this file: `Init::log` follows it.
+    pub fn log_at(mut self, path: &Path) -> Self {
+        self.log_arg = false;
+        self.log_path = Some(path.to_path_buf());
+        self
+    }
+
     pub fn setup(mut self, f: impl FnMut(&mut Command) + 'static) -> Self {
         self.setup = Some(Box::new(f));
         self
@@ -114,7 +122,7 @@ impl Builder {
     /// Starts with `{dir}` in arguments replaced by the scratch folder.
     pub fn start_in(mut self, scratch: Option<Scratch>) -> Init {
         let scratch = scratch.unwrap_or_else(|| Scratch::new(&self.tag));
-        let log = scratch.path("log");
+        let log = self.log_path.clone().unwrap_or_else(|| scratch.path("log"));
         let dir = scratch.0.to_string_lossy().to_string();
         let mut argv: Vec<String> = Vec::new();
         if self.log_arg {
@@ -165,6 +173,7 @@ pub fn init(mode: Mode, tag: &str) -> Builder {
         args: Vec::new(),
         main: Vec::new(),
         log_arg: true,
+        log_path: None,
         setup: None,
     }
 }
@@ -201,12 +210,13 @@ impl Init {
         }
     }
 
+    /// The log as text; bytes that are not UTF-8 show as U+FFFD.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
     pub fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        String::from_utf8_lossy(&std::fs::read(&self.stderr_path).unwrap_or_default()).into_owned()
     }
 
     /// Waits until the log holds `needle` at least `count` times.
