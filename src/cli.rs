@@ -662,3 +662,126 @@ mod tests {
         assert!(e.ends_with("Try 'cocalc-init --help' for more information."));
     }
 }
+
+/// Property tests with a small seeded generator (no extra crate): any argv
+/// gives a configuration or a usage error — never a panic — and what
+/// parses describes itself.
+#[cfg(test)]
+mod properties {
+    use super::*;
+
+    /// xorshift64*: deterministic, so a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "-p",
+        "-i",
+        "-x",
+        "-s",
+        "-b",
+        "-g",
+        "-l",
+        "-q",
+        "-v",
+        "-h",
+        "-V",
+        "--",
+        "--program",
+        "--init-script",
+        "--exitcodes=",
+        "--startsecs",
+        "--log-max-bytes",
+        "--log-backups",
+        "--check",
+        "--bogus",
+        "-",
+        "=",
+        "a=b",
+        "main=x",
+        "n=sh -c 'x'",
+        "n=\"",
+        "n='",
+        "n=\\",
+        "0,2",
+        "256",
+        "-1",
+        "0.5",
+        "1e9",
+        "nan",
+        "",
+        " ",
+        "x y",
+        "é",
+        "/",
+        "./a.sh",
+        "a.b-c_d=e",
+        ",",
+        "-pq",
+        "-qv",
+        "-x1",
+        "--grace=0",
+        "\u{0}",
+    ];
+
+    #[test]
+    fn any_argv_parses_or_is_a_usage_error() {
+        let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+        for _ in 0..20_000 {
+            let n = rng.below(8);
+            let argv: Vec<OsString> = (0..n)
+                .map(|_| {
+                    let mut a = rng.pick(PIECES).to_string();
+                    if rng.below(4) == 0 {
+                        a.push_str(rng.pick(PIECES));
+                    }
+                    OsString::from(a)
+                })
+                .collect();
+            match parse(&argv, Path::new("/w")) {
+                Ok(Request::Run(c)) | Ok(Request::Check(c)) => {
+                    assert!(!c.programs.is_empty() || c.main.is_some(), "{argv:?}");
+                    let _ = describe(&c);
+                }
+                Ok(Request::Help | Request::Version) => {}
+                Err(e) => assert!(!e.0.is_empty() && !e.0.contains('\n'), "{argv:?}: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn split_words_read_back_through_quoting() {
+        let mut rng = Rng(0x0dd_ba11);
+        let alphabet = [
+            'a', ' ', '\'', '"', '\\', '$', '\t', 'é', '\n', '|', '*', '#',
+        ];
+        for _ in 0..20_000 {
+            let len = rng.below(12);
+            let line: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            if let Ok(words) = shellwords::split(&line) {
+                let quoted: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+                assert_eq!(
+                    shellwords::split(&quoted.join(" ")).unwrap(),
+                    words,
+                    "{line:?}"
+                );
+            }
+        }
+    }
+}

@@ -241,12 +241,13 @@ impl Init {
         self.wait_log_n(needle, 1, Duration::from_secs(10))
     }
 
-    /// Sends `sig` to init, once it is up (its first log line is written
-    /// after its signal handling is in place).
+    /// Sends `sig` to init, once it is up: once SIGTERM shows as blocked in
+    /// its /proc status, its signalfd is in place and no signal is lost.
     pub fn signal(&self, sig: Signal) {
-        let up = |t: String| t.contains("started with pid").then_some(());
+        let pid = self.pid().as_raw();
         wait_for(secs(10.0), "init to be up", || {
-            up(self.log_text()).or_else(|| up(self.stderr_text()))
+            let blocked = u64::from_str_radix(&status_field(pid, "SigBlk")?, 16).ok()?;
+            (blocked & (1 << (nix::libc::SIGTERM - 1)) != 0).then_some(())
         });
         kill(self.pid(), sig).unwrap();
     }
