@@ -98,7 +98,7 @@ pub fn spawn(
     match isolation {
         Isolation::Program => {
             command
-                .stdin(Stdio::null())
+                .stdin(empty_input())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             // SAFETY: the closure makes only async-signal-safe calls.
@@ -146,6 +146,19 @@ pub fn spawn(
         stdout,
         stderr,
     })
+}
+
+/// Standard input for a program: /dev/null, or where there is none (a
+/// bare root with no /dev) a pipe with no writer, which reads the same:
+/// end of file at once.
+fn empty_input() -> Stdio {
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        return Stdio::from(null);
+    }
+    match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok((read, _write)) => Stdio::from(read),
+        Err(_) => Stdio::null(),
+    }
 }
 
 /// Marks every fd init inherited above 2 close-on-exec, so that none
