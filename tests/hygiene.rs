@@ -123,3 +123,29 @@ fn the_environment_passes_through_unchanged() {
         .start();
     init.wait_log("e stdout: [kept as is]");
 }
+
+#[test]
+fn closed_standard_fds_are_reopened_on_dev_null() {
+    // A parent that starts init with stdout closed: the main command must
+    // not find one of init's own files (or nothing) as its stdout.
+    let mut init = init(Mode::Child, "closed-fds")
+        .setup(|c| unsafe {
+            c.pre_exec(|| {
+                nix::libc::close(1);
+                Ok(())
+            });
+        })
+        .main(&[
+            "sh",
+            "-c",
+            "x=$(readlink /proc/$$/fd/1); echo \"$x\" > {dir}/fd1",
+        ])
+        .start();
+    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(
+        std::fs::read_to_string(init.scratch.path("fd1"))
+            .unwrap()
+            .trim(),
+        "/dev/null"
+    );
+}
