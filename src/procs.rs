@@ -51,7 +51,30 @@ pub fn list() -> io::Result<Vec<Proc>> {
     Ok(procs)
 }
 
-/// Living children of `parent`.
+/// Living children of this process, adopted ones included, from the
+/// kernel's own lists (one per thread; init has one thread): their cost is
+/// the number of children, not of processes on the machine, which matters
+/// when init is not PID 1. Falls back to a scan where there are no lists.
+pub fn children() -> io::Result<Vec<Pid>> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return children_of(Pid::this());
+    };
+    for task in tasks {
+        let Ok(task) = task else { continue };
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => found.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .map(Pid::from_raw),
+            ),
+            Err(_) => return children_of(Pid::this()),
+        }
+    }
+    Ok(found)
+}
+
+/// Living children of `parent`, from a scan of every process.
 pub fn children_of(parent: Pid) -> io::Result<Vec<Pid>> {
     Ok(list()?
         .into_iter()
@@ -83,6 +106,19 @@ mod tests {
         let z = parse_stat("9 (sh) Z 1 9 9").unwrap();
         assert!(z.zombie);
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn the_kernel_list_has_our_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let from_kernel = children().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(from_kernel.contains(&pid));
     }
 
     #[test]

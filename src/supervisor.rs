@@ -84,7 +84,9 @@ pub struct Supervisor {
     /// Not PID 1: adopted children already sent the stop signal.
     signalled: Vec<Pid>,
     killed_any: bool,
+    /// The read buffer for pipes (capacity only: never zero-filled).
     buf: Vec<u8>,
+    pollfds: Vec<libc::pollfd>,
 }
 
 enum PipeRead {
@@ -139,7 +141,8 @@ impl Supervisor {
             signalled_groups: Vec::new(),
             signalled: Vec::new(),
             killed_any: false,
-            buf: vec![0; READ_CHUNK],
+            buf: Vec::with_capacity(READ_CHUNK),
+            pollfds: Vec::new(),
         }
     }
 
@@ -171,10 +174,10 @@ impl Supervisor {
             let timeout = self
                 .next_deadline()
                 .map(|at| at.saturating_duration_since(Instant::now()));
-            let ready = self.wait(timeout);
+            self.wait(timeout);
             let now = Instant::now();
             let mut reap = false;
-            if ready.first().copied().unwrap_or(false) {
+            if self.is_ready(0) {
                 while let Some(received) = self.signals.read() {
                     if received.sender == self.me.as_raw() {
                         // Raised by our own write (a closed stderr gives
@@ -193,12 +196,13 @@ impl Supervisor {
             }
             // Pipes are read once each per turn, in order, then removed at EOF.
             let mut closed = Vec::new();
-            for (i, is_ready) in ready.iter().skip(1).enumerate() {
-                if *is_ready {
-                    if let Some(pipe) = self.pipes.get_mut(i) {
-                        if let PipeRead::Closed = read_pipe(pipe, &mut self.buf, &mut self.log, 1) {
-                            closed.push(i);
-                        }
+            for i in 0..self.pipes.len() {
+                if !self.is_ready(i + 1) {
+                    continue;
+                }
+                if let Some(pipe) = self.pipes.get_mut(i) {
+                    if let PipeRead::Closed = read_pipe(pipe, &mut self.buf, &mut self.log, 1) {
+                        closed.push(i);
                     }
                 }
             }
@@ -353,17 +357,18 @@ impl Supervisor {
         }
     }
 
-    /// Blocks until a signal, pipe data or the timeout. Returns which of
-    /// [signalfd, pipes…] are ready.
-    fn wait(&mut self, timeout: Option<Duration>) -> Vec<bool> {
-        let mut fds = Vec::with_capacity(1 + self.pipes.len());
-        fds.push(libc::pollfd {
+    /// Blocks until a signal, pipe data or the timeout; afterwards
+    /// `pollfds` says which of [signalfd, pipes…] are ready. The array is
+    /// kept between turns: a busy loop allocates nothing here.
+    fn wait(&mut self, timeout: Option<Duration>) {
+        self.pollfds.clear();
+        self.pollfds.push(libc::pollfd {
             fd: self.signals.as_fd().as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         });
         for pipe in &self.pipes {
-            fds.push(libc::pollfd {
+            self.pollfds.push(libc::pollfd {
                 fd: pipe.fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
@@ -375,10 +380,13 @@ impl Supervisor {
             None => -1,
             Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
         };
-        let n = fds.len() as libc::nfds_t;
-        // SAFETY: fds is a valid array of n pollfd structs.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), n, ms) };
+        let n = self.pollfds.len() as libc::nfds_t;
+        // SAFETY: pollfds is a valid array of n pollfd structs.
+        let rc = unsafe { libc::poll(self.pollfds.as_mut_ptr(), n, ms) };
         if rc < 0 {
+            for fd in &mut self.pollfds {
+                fd.revents = 0;
+            }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
                 self.log
@@ -386,9 +394,11 @@ impl Supervisor {
                 // Do not spin on a persistent failure.
                 std::thread::sleep(Duration::from_millis(100));
             }
-            return vec![false; fds.len()];
         }
-        fds.iter().map(|f| f.revents != 0).collect()
+    }
+
+    fn is_ready(&self, index: usize) -> bool {
+        self.pollfds.get(index).is_some_and(|f| f.revents != 0)
     }
 
     /// Reaps every child that has exited: SIGCHLDs coalesce, so one signal
@@ -559,7 +569,7 @@ impl Supervisor {
         let found = if self.is_pid1 {
             procs::others(self.me)
         } else {
-            procs::children_of(self.me)
+            procs::children()
         };
         match found {
             Ok(pids) => pids
@@ -638,7 +648,7 @@ impl Supervisor {
         for pgid in self.signalled_groups.clone() {
             kill_group(pgid, libc::SIGKILL);
         }
-        let children = procs::children_of(self.me).unwrap_or_default();
+        let children = procs::children().unwrap_or_default();
         for pid in children {
             // SAFETY: kill with plain integers.
             unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
@@ -664,20 +674,23 @@ fn kill_group(pgid: Pid, sig: i32) {
 }
 
 /// Reads up to `reads` chunks from a pipe, logging complete lines.
-fn read_pipe(pipe: &mut Pipe, buf: &mut [u8], log: &mut Logger, reads: usize) -> PipeRead {
+fn read_pipe(pipe: &mut Pipe, buf: &mut Vec<u8>, log: &mut Logger, reads: usize) -> PipeRead {
     for _ in 0..reads {
-        // SAFETY: buf is a valid, writable buffer of buf.len() bytes.
-        let n = unsafe { libc::read(pipe.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        buf.clear();
+        // SAFETY: reads into the buffer's spare capacity, and only the
+        // bytes the kernel wrote are then taken as its contents.
+        let n = unsafe { libc::read(pipe.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.capacity()) };
         match usize::try_from(n) {
             Ok(0) => {
                 finish(pipe, log);
                 return PipeRead::Closed;
             }
             Ok(n) => {
+                // SAFETY: the kernel initialised these n <= capacity bytes.
+                unsafe { buf.set_len(n.min(buf.capacity())) };
                 let (name, stream) = (&pipe.name, pipe.stream);
-                pipe.lines.feed(buf.get(..n).unwrap_or(&[]), &mut |line| {
-                    log.output(name, stream, line)
-                });
+                pipe.lines
+                    .feed(buf, &mut |line| log.output(name, stream, line));
             }
             Err(_) => {
                 let e = std::io::Error::last_os_error();

@@ -1,0 +1,337 @@
+"""cocalc-init against its peers, each as PID 1 of a fresh PID namespace.
+
+Medians and ratios from one interleaved run; see bench/run.sh. Prints the
+tables and writes them to bench/RESULTS.md.
+"""
+
+import os
+import platform
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.path.abspath(sys.argv[1])
+QUICK = os.environ.get("QUICK") == "1"
+RUNS = 60 if QUICK else 300
+TMP = tempfile.mkdtemp(prefix="cocalc-init-bench-")
+NS = ["unshare", "--pid", "--fork", "--mount-proc"]
+
+# How each init runs one main command, tini-style.
+INITS = {
+    "cocalc-init": [BIN, "-q", "-l", os.path.join(TMP, "cocalc.log"), "--"],
+    "tini": ["tini", "--"],
+    "tini-static": ["tini-static", "--"],
+    "dumb-init": ["dumb-init"],
+    "catatonit": ["catatonit", "--"],
+}
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+
+
+def child_of(pid, timeout=5.0):
+    """The first child of pid (the namespace's init, under unshare)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"no child of {pid}")
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def supervisord_conf(programs, logfile, extra=""):
+    path = os.path.join(TMP, f"supervisord-{random.randrange(1 << 30)}.conf")
+    with open(path, "w") as f:
+        f.write(f"[supervisord]\nnodaemon=true\nlogfile={logfile}\npidfile={TMP}/sd.pid\n"
+                "[unix_http_server]\nfile=%s/sd.sock\n" % TMP)
+        for name, cmd in programs:
+            f.write(f"[program:{name}]\ncommand={cmd}\nautorestart=unexpected\nexitcodes=0,2\n{extra}\n")
+    return path
+
+
+results = []  # (section, rows)
+
+
+def section(title, header, rows):
+    results.append((title, header, rows))
+    print(f"\n## {title}")
+    print(" | ".join(header))
+    for r in rows:
+        print(" | ".join(str(c) for c in r))
+
+
+# 1. start+exit overhead and instructions --------------------------------
+def start_exit():
+    times = {name: [] for name in ["(no init)"] + list(INITS)}
+    order = list(times)
+    for _ in range(RUNS):
+        random.shuffle(order)
+        for name in order:
+            cmd = NS + (INITS[name] if name in INITS else []) + ["/bin/true"]
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - t0)
+    base = median(times["(no init)"])
+    rows = []
+    for name in INITS:
+        m = median(times[name])
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+                             + INITS[name] + ["/bin/true"], capture_output=True, text=True)
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        rows.append([name, f"{m * 1e6:.0f}", f"+{(m - base) * 1e6:.0f}", found.group(1) if found else "?"])
+    rows.insert(0, ["(no init)", f"{base * 1e6:.0f}", "+0", "-"])
+    section(f"start+exit: INIT -- /bin/true, median of {RUNS}, interleaved",
+            ["init", "µs", "overhead µs", "callgrind instructions"], rows)
+
+
+# 2. idle wake-ups and memory ---------------------------------------------
+def idle():
+    secs = 3 if QUICK else 10
+    setups = {name: NS + argv + ["sleep", "1000"] for name, argv in INITS.items()}
+    progs = [(f"p{i}", "sleep 1000") for i in range(3)]
+    setups["cocalc-init, 3 programs"] = NS + [BIN, "-q", "-l", os.path.join(TMP, "idle3.log")] + \
+        sum((["-p", f"{n}={c}"] for n, c in progs), []) + ["--", "sleep", "1000"]
+    conf = supervisord_conf([("main", "sleep 1000")] + progs, os.path.join(TMP, "sd-idle.log"))
+    setups["supervisord, 4 programs"] = NS + ["supervisord", "-c", conf]
+    procs = {name: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name, cmd in setups.items()}
+    time.sleep(1.5)
+    pids = {name: child_of(p.pid) for name, p in procs.items()}
+
+    def switches(pid):
+        s = status(pid)
+        return int(s["voluntary_ctxt_switches"]) + int(s["nonvoluntary_ctxt_switches"])
+
+    before = {name: switches(pid) for name, pid in pids.items()}
+    time.sleep(secs)
+    rows = []
+    for name, pid in pids.items():
+        woke = switches(pid) - before[name]
+        s = status(pid)
+        rows.append([name, woke, s["VmRSS"], f"{pss_kib(pid)} kB"])
+    # Killing a namespace's init ends everything in it.
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    for p in procs.values():
+        p.wait()
+    section(f"idle: wake-ups over {secs} s, memory", ["init", "wake-ups", "VmRSS", "Pss"], rows)
+
+
+# 3. zombie burst ---------------------------------------------------------
+BURST = "my $n = %d; for (1..$n) { my $p = fork(); exit 0 if defined $p && $p == 0; } %s"
+
+
+def reaping():
+    n = 5000 if QUICK else 20000
+    rows = []
+    own = []
+    inherited = {name: [] for name in INITS}
+    for _ in range(3 if QUICK else 5):
+        t0 = time.perf_counter()
+        subprocess.run(NS + ["perl", "-e", BURST % (n, "1 while wait() > 0;")], check=True)
+        own.append(time.perf_counter() - t0)
+        for name, argv in INITS.items():
+            # The main command leaves n zombies for init to reap in a burst.
+            t0 = time.perf_counter()
+            subprocess.run(NS + argv + ["perl", "-e", BURST % (n, "exit 0;")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            inherited[name].append(time.perf_counter() - t0)
+    base = median(own)
+    rows.append(["(perl reaps its own)", f"{base * 1e3:.0f}", "1.00"])
+    for name, ts in inherited.items():
+        rows.append([name, f"{median(ts) * 1e3:.0f}", f"{median(ts) / base:.2f}"])
+    section(f"zombie burst: {n} children, ms start to end", ["init", "ms", "ratio"], rows)
+
+
+# 4. signal forwarding latency --------------------------------------------
+ACK = r"""
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.write(fd, b"r")
+while True:
+    signal.sigwait({signal.SIGUSR1})
+    os.write(fd, b"a")
+"""
+
+
+def forwarding():
+    n = 200 if QUICK else 1000
+    rows = []
+    direct_all = []
+    per = {}
+    for name, argv in INITS.items():
+        fifo = os.path.join(TMP, f"fifo-{name}")
+        if os.path.exists(fifo):
+            os.unlink(fifo)
+        os.mkfifo(fifo)
+        p = subprocess.Popen(NS + argv + ["python3", "-c", ACK, fifo],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rd = os.open(fifo, os.O_RDONLY)
+        assert os.read(rd, 1) == b"r"
+        init_pid = child_of(p.pid)
+        # The python process: the only other process in the namespace.
+        kid = child_of(init_pid)
+        via, direct = [], []
+        for _ in range(n):
+            for target, out in ((init_pid, via), (kid, direct)):
+                t0 = time.perf_counter()
+                os.kill(target, signal.SIGUSR1)
+                os.read(rd, 1)
+                out.append(time.perf_counter() - t0)
+        os.kill(init_pid, signal.SIGKILL)
+        p.wait()
+        os.close(rd)
+        per[name] = via
+        direct_all += direct
+    d = median(direct_all)
+    rows.append(["(direct)", f"{d * 1e6:.1f}", f"{p99(direct_all) * 1e6:.1f}", "+0"])
+    for name, via in per.items():
+        rows.append([name, f"{median(via) * 1e6:.1f}", f"{p99(via) * 1e6:.1f}", f"+{(median(via) - d) * 1e6:.1f}"])
+    section(f"signal forwarding: {n} SIGUSR1, each acknowledged", ["init", "median µs", "p99 µs", "added µs"], rows)
+
+
+# 5. restart latency ------------------------------------------------------
+def restart():
+    stamps = os.path.join(TMP, "stamps")
+    script = os.path.join(TMP, "crash.sh")
+    with open(script, "w") as f:
+        f.write(f'echo "start $(date +%s%N)" >> {stamps}\nsleep 1.2\necho "end $(date +%s%N)" >> {stamps}\nexit 1\n')
+    rows = []
+    for name in ["cocalc-init", "supervisord"]:
+        if os.path.exists(stamps):
+            os.unlink(stamps)
+        if name == "cocalc-init":
+            cmd = NS + [BIN, "-q", "-l", os.path.join(TMP, "restart.log"), "-s", "1", "-p", f"crash=sh {script}"]
+        else:
+            conf = supervisord_conf([("crash", f"sh {script}")], os.path.join(TMP, "sd-restart.log"), "startsecs=1")
+            cmd = NS + ["supervisord", "-c", conf]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(5.5 if QUICK else 8.5)
+        os.kill(child_of(p.pid), signal.SIGKILL)
+        p.wait()
+        with open(stamps) as f:
+            events = [line.split() for line in f]
+        gaps = [(int(b[1]) - int(a[1])) / 1e6 for a, b in zip(events, events[1:]) if a[0] == "end" and b[0] == "start"]
+        rows.append([name, len(gaps), f"{median(gaps):.1f}" if gaps else "?"])
+    section("restart latency: unexpected exit after startsecs → next start (shell to shell)", ["init", "restarts", "median ms"], rows)
+
+
+# 6. output capture -------------------------------------------------------
+LINE = "x" * 99
+
+
+def capture():
+    size = 50_000_000 if QUICK else 200_000_000
+    flood = f"yes {LINE} | head -c {size}"
+    rows = []
+    # cocalc-init: the program's output through pipes, stamped and named.
+    log = os.path.join(TMP, "flood.log")
+    done = os.path.join(TMP, "flood.done")
+    for path in (log, done):
+        if os.path.exists(path):
+            os.unlink(path)
+    cmd = NS + [BIN, "-q", "-l", log, "--log-max-bytes", "0", "-p", f"flood=sh -c '{flood}; touch {done}; sleep 1000'"]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd)
+    pid = child_of(p.pid)
+    while not os.path.exists(done):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds(pid)
+    os.kill(pid, signal.SIGKILL)
+    p.wait()
+    rows.append(["cocalc-init", f"{cpu / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
+    # supervisord: raw copy of the output to a file.
+    out = os.path.join(TMP, "sd-flood.out")
+    conf = supervisord_conf([("flood", f"sh -c '{flood}; touch {done}; sleep 1000'")], os.path.join(TMP, "sd-flood.log"),
+                            f"stdout_logfile={out}\nstdout_logfile_maxbytes=0")
+    os.unlink(done)
+    t0 = time.perf_counter()
+    p = subprocess.Popen(NS + ["supervisord", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = child_of(p.pid)
+    while not os.path.exists(done):
+        time.sleep(0.01)
+    time.sleep(0.5)
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds(pid)
+    os.kill(pid, signal.SIGKILL)
+    p.wait()
+    rows.append(["supervisord", f"{cpu / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
+    # cat > file
+    t0 = time.perf_counter()
+    r = subprocess.run(["bash", "-c", f"{flood} | /usr/bin/time -f %U+%S cat > {TMP}/cat.out"], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    u, s = r.stderr.strip().splitlines()[-1].split("+")
+    rows.append(["cat > file", f"{(float(u) + float(s)) / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
+    section(f"output capture: {size // 1_000_000} MB of 100-byte lines", ["who", "CPU s per 100 MB", "MB/s"], rows)
+
+
+# 7. size and linkage -----------------------------------------------------
+def size():
+    rows = []
+    for name, path in [("cocalc-init", BIN), ("tini-static", "/usr/bin/tini-static"), ("catatonit", "/usr/bin/catatonit"),
+                       ("tini", "/usr/bin/tini"), ("dumb-init", "/usr/bin/dumb-init")]:
+        kind = subprocess.run(["file", "-L", path], capture_output=True, text=True).stdout
+        link = "static-pie" if "static-pie" in kind else "static" if "statically" in kind else "dynamic"
+        rows.append([name, os.path.getsize(path), link])
+    section("binary size", ["binary", "bytes", "linkage"], rows)
+
+
+def main():
+    only = sys.argv[2:] or ["start_exit", "idle", "reaping", "forwarding", "restart", "capture", "size"]
+    for name in only:
+        globals()[name]()
+    with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "w") as f:
+        f.write("# Benchmark results\n\n")
+        f.write(f"Made by `bash bench/run.sh{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}`"
+                f"{' with QUICK=1' if QUICK else ''} on {time.strftime('%Y-%m-%d')}: "
+                f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}. "
+                "Every init runs as PID 1 of a fresh PID namespace; figures are medians of one interleaved run.\n")
+        for title, header, rows in results:
+            f.write(f"\n## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n")
+            for r in rows:
+                f.write(f"| {' | '.join(str(c) for c in r)} |\n")
+
+
+main()
