@@ -142,7 +142,7 @@ impl Logger {
     }
 
     pub fn line(&mut self, level: Level, message: &str) {
-        self.push_parts(level, &[message.as_bytes()]);
+        self.push_parts(level, &[message.as_bytes()], true);
     }
 
     /// A line a program printed: `INFO NAME stdout: LINE`.
@@ -150,10 +150,20 @@ impl Logger {
         self.push_parts(
             Level::Info,
             &[name.as_bytes(), b" ", stream.word().as_bytes(), b": ", line],
+            false,
         );
     }
 
-    fn push_parts(&mut self, level: Level, parts: &[&[u8]]) {
+    /// Reads the clock for the program lines that follow: the lines of one
+    /// read from a pipe arrived together and share a stamp, which saves a
+    /// clock read per line in a flood.
+    pub fn tick(&mut self) {
+        self.clock.now();
+    }
+
+    /// `fresh`: read the clock for this line (events) or use the last
+    /// reading (program output, after `tick`).
+    fn push_parts(&mut self, level: Level, parts: &[&[u8]], fresh: bool) {
         let len = STAMP_LEN
             + 1
             + level.word().len()
@@ -161,7 +171,11 @@ impl Logger {
             + parts.iter().map(|p| p.len()).sum::<usize>()
             + 1;
         self.make_room(len);
-        let stamp = self.clock.now();
+        let stamp = if fresh {
+            self.clock.now()
+        } else {
+            self.clock.last()
+        };
         self.pending.extend_from_slice(stamp);
         self.pending.push(b' ');
         self.pending.extend_from_slice(level.word().as_bytes());
@@ -324,6 +338,14 @@ struct Clock {
 }
 
 impl Clock {
+    /// The last reading, or a fresh one if there was none.
+    fn last(&mut self) -> &[u8] {
+        if self.text[0] == 0 {
+            return self.now();
+        }
+        &self.text
+    }
+
     fn now(&mut self) -> &[u8] {
         let (sec, nsec) = realtime();
         if sec != self.second || self.text[0] == 0 {

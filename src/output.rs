@@ -16,7 +16,7 @@ impl LineBuffer {
     /// Feeds a chunk read from the pipe; calls `emit` for every line that is
     /// complete (without its newline).
     pub fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
-        while let Some(at) = chunk.iter().position(|&b| b == b'\n') {
+        while let Some(at) = find_newline(chunk) {
             let (line, rest) = chunk.split_at(at);
             chunk = rest.get(1..).unwrap_or(&[]);
             if self.partial.is_empty() {
@@ -51,6 +51,17 @@ impl LineBuffer {
         }
         self.partial.shrink_to(0);
     }
+}
+
+/// The first newline: glibc's memchr, which scans a word or a vector at a
+/// time, several times faster than a byte loop on long output.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    // SAFETY: memchr reads at most bytes.len() bytes from a valid slice.
+    let at = unsafe { nix::libc::memchr(bytes.as_ptr().cast(), i32::from(b'\n'), bytes.len()) };
+    if at.is_null() {
+        return None;
+    }
+    Some((at as usize).wrapping_sub(bytes.as_ptr() as usize))
 }
 
 fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
@@ -128,6 +139,19 @@ mod tests {
             assert!(buf.partial.len() < MAX_LINE);
         }
         assert_eq!(count, 100_000 / MAX_LINE);
+    }
+
+    #[test]
+    fn find_newline_agrees_with_a_byte_scan() {
+        let mut data = vec![b'a'; 300];
+        for at in [0, 1, 7, 8, 31, 32, 33, 64, 299] {
+            data[at] = b'\n';
+            assert_eq!(find_newline(&data), data.iter().position(|&b| b == b'\n'));
+            assert_eq!(find_newline(&data[at..]), Some(0));
+            data[at] = b'a';
+        }
+        assert_eq!(find_newline(&data), None);
+        assert_eq!(find_newline(&[]), None);
     }
 
     #[test]

@@ -72,24 +72,26 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Clears whatever mask and dispositions init inherited (a parent may
-    /// have blocked or ignored SIGTERM), ignores the job-control signals,
-    /// blocks the handled ones and opens the signalfd.
+    /// Clears whatever dispositions init inherited (a parent may have
+    /// ignored SIGTERM, or SIGCHLD, which would make the kernel reap our
+    /// children for us), ignores the job-control signals, blocks the
+    /// handled ones and opens the signalfd.
+    ///
+    /// Afterwards every disposition is the default but for [`IGNORED`]:
+    /// init installs no handler, and `reset_in_child` relies on that.
     pub fn install() -> std::io::Result<Signals> {
-        // SAFETY: plain libc calls on local, initialised sigset_t values;
-        // we are single-threaded, so changing the process mask is sound.
+        for sig in 1..=libc::SIGRTMAX() {
+            if IGNORED.contains(&sig) {
+                set_disposition(sig, libc::SIG_IGN);
+            } else if is_ignored(sig) {
+                set_disposition(sig, libc::SIG_DFL);
+            }
+        }
+        // SAFETY: plain libc calls on a local, initialised sigset_t; we are
+        // single-threaded, so changing the process mask is sound.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            for sig in 1..=libc::SIGRTMAX() {
-                if IGNORED.contains(&sig) {
-                    libc::signal(sig, libc::SIG_IGN);
-                } else if FAULTS.contains(&sig) || handled_contains(sig) {
-                    // An inherited SIG_IGN on a fault or on a signal that
-                    // signalfd should see would hide it: reset it.
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
             for sig in handled() {
                 libc::sigaddset(&mut set, sig);
             }
@@ -139,6 +141,7 @@ pub struct Received {
     pub sender: i32,
 }
 
+#[cfg(test)]
 fn handled_contains(sig: i32) -> bool {
     handled().any(|s| s == sig)
 }
@@ -152,14 +155,14 @@ impl AsFd for Signals {
 /// Restores a pristine signal state in a freshly forked child, just before
 /// exec: default disposition for every signal, empty mask.
 ///
-/// Runs between fork and exec, so it only makes async-signal-safe calls.
-/// `rtmax` is computed by the parent before fork. The kernel is asked
-/// directly: glibc refuses to touch its two private real-time signals, yet
-/// a parent may have left them ignored, and an ignored signal survives exec.
-pub fn reset_in_child(rtmax: i32) -> std::io::Result<()> {
-    for sig in 1..=rtmax {
-        // KILL and STOP refuse; that is fine.
-        set_default(sig);
+/// Runs between fork and exec, so it only makes async-signal-safe calls,
+/// and as few as it can: the parent waits for the exec. After `install`
+/// only the [`IGNORED`] signals differ from the default, and handlers do
+/// not survive exec, so those three are all there is to reset. The kernel
+/// is asked directly, not through glibc, as everywhere here.
+pub fn reset_in_child() -> std::io::Result<()> {
+    for sig in IGNORED {
+        set_disposition(sig, libc::SIG_DFL);
     }
     let empty: u64 = 0;
     // SAFETY: rt_sigprocmask with a valid 8-byte kernel sigset.
@@ -178,8 +181,11 @@ pub fn reset_in_child(rtmax: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+// The layout below is the kernel's on these two; others need their own.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("signals.rs: add the kernel's struct sigaction for this architecture");
+
 /// The kernel's `struct sigaction` on x86_64 and aarch64.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[repr(C)]
 struct KernelSigaction {
     handler: usize,
@@ -188,16 +194,13 @@ struct KernelSigaction {
     mask: u64,
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn set_default(sig: i32) {
-    // SAFETY: signal() is async-signal-safe.
-    unsafe { libc::signal(sig, libc::SIG_DFL) };
-}
-
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn set_default(sig: i32) {
+/// Sets SIG_DFL or SIG_IGN through the kernel itself: glibc refuses to
+/// touch its two private real-time signals, yet a parent may have left
+/// them ignored, and an ignored signal survives exec. KILL and STOP
+/// refuse; that is fine.
+fn set_disposition(sig: i32, handler: usize) {
     let action = KernelSigaction {
-        handler: libc::SIG_DFL,
+        handler,
         flags: 0,
         restorer: 0,
         mask: 0,
@@ -214,8 +217,24 @@ fn set_default(sig: i32) {
     }
 }
 
-pub fn rtmax() -> i32 {
-    libc::SIGRTMAX()
+fn is_ignored(sig: i32) -> bool {
+    let mut old = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction that only reads the current action into `old`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            std::ptr::null::<KernelSigaction>(),
+            &mut old as *mut KernelSigaction,
+            std::mem::size_of::<u64>(),
+        )
+    };
+    rc == 0 && old.handler == libc::SIG_IGN
 }
 
 /// `SIGTERM`, `SIGRTMIN+3`, or `signal 40` for a number with no name.

@@ -94,7 +94,6 @@ pub fn spawn(
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }
-    let rtmax = signals::rtmax();
     match isolation {
         Isolation::Program => {
             command
@@ -107,7 +106,7 @@ pub fn spawn(
                     if libc::setsid() < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    signals::reset_in_child(rtmax)
+                    signals::reset_in_child()
                 });
             }
         }
@@ -124,7 +123,7 @@ pub fn spawn(
                     if libc::isatty(0) == 1 {
                         libc::tcsetpgrp(0, libc::getpid());
                     }
-                    signals::reset_in_child(rtmax)
+                    signals::reset_in_child()
                 });
             }
         }

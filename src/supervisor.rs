@@ -98,7 +98,8 @@ impl Supervisor {
     pub fn new(config: Config, log: Logger, signals: Signals) -> Supervisor {
         let me = Pid::this();
         let now = Instant::now();
-        let bash = spawn::resolve("bash".as_ref(), None).ok();
+        // Looked up once, and only when there is an init script to run.
+        let mut shell: Option<OsString> = None;
         let mut log = log;
         let mut programs = Vec::new();
         for spec in config.programs {
@@ -112,10 +113,12 @@ impl Supervisor {
                         log.info(&messages::skipped(&path));
                         continue;
                     }
-                    let shell = match &bash {
-                        Some(path) => path.as_os_str().to_os_string(),
-                        None => OsString::from("sh"),
-                    };
+                    let shell = shell
+                        .get_or_insert_with(|| match spawn::resolve("bash".as_ref(), None) {
+                            Ok(path) => path.into_os_string(),
+                            Err(_) => OsString::from("sh"),
+                        })
+                        .clone();
                     let cwd = path.parent().map(|p| p.to_path_buf());
                     programs.push(Program::new(
                         spec.name,
@@ -688,6 +691,7 @@ fn read_pipe(pipe: &mut Pipe, buf: &mut Vec<u8>, log: &mut Logger, reads: usize)
             Ok(n) => {
                 // SAFETY: the kernel initialised these n <= capacity bytes.
                 unsafe { buf.set_len(n.min(buf.capacity())) };
+                log.tick();
                 let (name, stream) = (&pipe.name, pipe.stream);
                 pipe.lines
                     .feed(buf, &mut |line| log.output(name, stream, line));
