@@ -329,7 +329,7 @@ impl Supervisor {
                     self.phase = Phase::ShuttingDown {
                         signal,
                         grace_end,
-                        next_notice: now + NOTICE_EVERY,
+                        next_notice: later(now, NOTICE_EVERY),
                     };
                 }
             }
@@ -337,7 +337,7 @@ impl Supervisor {
                 if now >= next_kill {
                     self.rekill();
                     self.phase = Phase::Killing {
-                        next_kill: now + REKILL_EVERY,
+                        next_kill: later(now, REKILL_EVERY),
                     };
                 }
             }
@@ -510,11 +510,11 @@ impl Supervisor {
     }
 
     fn begin_shutdown(&mut self, sig: i32, now: Instant) {
-        let grace_end = now.checked_add(self.policy.grace.duration()).unwrap_or(now);
+        let grace_end = later(now, self.policy.grace.duration());
         self.phase = Phase::ShuttingDown {
             signal: sig,
             grace_end,
-            next_notice: now + NOTICE_EVERY,
+            next_notice: later(now, NOTICE_EVERY),
         };
         let stopping: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
         if self.is_pid1 {
@@ -635,7 +635,7 @@ impl Supervisor {
             self.killed_any = true;
         }
         self.phase = Phase::Killing {
-            next_kill: now + REKILL_EVERY,
+            next_kill: later(now, REKILL_EVERY),
         };
         self.rekill();
     }
@@ -668,6 +668,14 @@ fn send_stop(target: i32, sig: i32) {
         libc::kill(target, sig);
         libc::kill(target, libc::SIGCONT);
     }
+}
+
+/// `now + d`, saturating at some 136 years: `Instant + Duration` panics
+/// on overflow, and `-g 1e18` means "wait", not "kill at once".
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
 }
 
 /// Signals a whole process group; a group that is gone is no error.

@@ -117,7 +117,7 @@ fn output_flood_through_rotation_keeps_every_line_once_in_order() {
     } else {
         (300_000, "1000000")
     };
-    let program = |name: &str| format!("{name}=seq -f '{name}-%09g' 1 {lines}");
+    let program = |name: &str| format!("{name}=seq -f '{name}-%09.0f' 1 {lines}");
     let mut init = init(Mode::Pid1, "outflood")
         .args(&["--log-max-bytes", max_bytes, "--log-backups", "100"])
         .args(&[
