@@ -267,37 +267,32 @@ def capture():
     # cocalc-init: the program's output through pipes, stamped and named.
     log = os.path.join(TMP, "flood.log")
     done = os.path.join(TMP, "flood.done")
-    for path in (log, done):
-        if os.path.exists(path):
-            os.unlink(path)
-    cmd = NS + [BIN, "-q", "-l", log, "--log-max-bytes", "0", "-p", f"flood=sh -c '{flood}; touch {done}; sleep 1000'"]
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd)
-    pid = child_of(p.pid)
-    while not os.path.exists(done):
-        time.sleep(0.01)
-    time.sleep(0.2)
-    wall = time.perf_counter() - t0
-    cpu = cpu_seconds(pid)
-    os.kill(pid, signal.SIGKILL)
-    p.wait()
-    rows.append(["cocalc-init", f"{cpu / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
+    if os.path.exists(log):
+        os.unlink(log)
+    program = f"sh -c '{flood}; touch {done}; sleep 1000'"
+
+    def measure(who, cmd, settle):
+        """Init's own CPU and the wall time until the flood is through."""
+        if os.path.exists(done):
+            os.unlink(done)
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid = child_of(p.pid)
+        while not os.path.exists(done):
+            time.sleep(0.01)
+        time.sleep(settle)  # let the last bytes be written
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(pid)
+        os.kill(pid, signal.SIGKILL)
+        p.wait()
+        rows.append([who, f"{cpu / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
+
+    measure("cocalc-init", NS + [BIN, "-q", "-l", log, "--log-max-bytes", "0", "-p", f"flood={program}"], 0.2)
     # supervisord: raw copy of the output to a file.
     out = os.path.join(TMP, "sd-flood.out")
-    conf = supervisord_conf([("flood", f"sh -c '{flood}; touch {done}; sleep 1000'")], os.path.join(TMP, "sd-flood.log"),
+    conf = supervisord_conf([("flood", program)], os.path.join(TMP, "sd-flood.log"),
                             f"stdout_logfile={out}\nstdout_logfile_maxbytes=0")
-    os.unlink(done)
-    t0 = time.perf_counter()
-    p = subprocess.Popen(NS + ["supervisord", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pid = child_of(p.pid)
-    while not os.path.exists(done):
-        time.sleep(0.01)
-    time.sleep(0.5)
-    wall = time.perf_counter() - t0
-    cpu = cpu_seconds(pid)
-    os.kill(pid, signal.SIGKILL)
-    p.wait()
-    rows.append(["supervisord", f"{cpu / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
+    measure("supervisord", NS + ["supervisord", "-c", conf], 0.5)
     # cat > file
     t0 = time.perf_counter()
     r = subprocess.run(["bash", "-c", f"{flood} | /usr/bin/time -f %U+%S cat > {TMP}/cat.out"], capture_output=True, text=True)
