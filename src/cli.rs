@@ -80,8 +80,7 @@ programs that exit unexpectedly, and logs what they print.
   -s, --startsecs SECS        a shorter run is a failed start [{DEFAULT_STARTSECS}]
   -b, --backoff-max SECS      longest wait between restarts [{DEFAULT_BACKOFF_MAX}]
   -g, --grace SECS            wait after the stop signal before SIGKILL [{DEFAULT_GRACE}]
-  -l, --log FILE              append the log to FILE, '-' = stderr only
-                              [{DEFAULT_LOG}]
+  -l, --log FILE              the log; - = stderr [{DEFAULT_LOG}]
       --log-max-bytes N       rotate the log at N bytes, 0 = never [{DEFAULT_LOG_MAX_BYTES}]
       --log-backups K         rotated log files kept [{DEFAULT_LOG_BACKUPS}]
   -q, --quiet                 do not copy log lines to stderr
@@ -586,6 +585,13 @@ mod tests {
     #[test]
     fn help_fits_80_columns_and_points_to_the_man_page() {
         let help = help_text();
+        // One line a flag: no continuation lines.
+        assert!(
+            !help
+                .lines()
+                .any(|l| l.starts_with("                              ")),
+            "{help}"
+        );
         assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
         assert!(
             help.trim_end()
