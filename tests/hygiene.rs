@@ -149,3 +149,26 @@ fn closed_standard_fds_are_reopened_on_dev_null() {
         "/dev/null"
     );
 }
+
+#[test]
+fn a_child_gets_exactly_the_environment_init_got() {
+    let mut init = init(Mode::Child, "environ")
+        .setup(|c| {
+            c.env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("ONLY_THIS", "1");
+        })
+        .args(&["-p", "s=sleep 30"])
+        .start();
+    init.wait_log("spawned: 's'");
+    let pid = init.spawned_pids("s")[0];
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let mut vars: Vec<&[u8]> = environ
+        .split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .collect();
+    vars.sort();
+    assert_eq!(vars, [&b"ONLY_THIS=1"[..], &b"PATH=/usr/bin:/bin"[..]]);
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.exit_code(secs(10.0)), 0);
+}
