@@ -192,6 +192,18 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// Polls `f` every 10 ms for up to `limit`; whether it came true.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
 impl Init {
     /// The pid of cocalc-init itself, as this test sees it.
     pub fn pid(&self) -> Pid {
