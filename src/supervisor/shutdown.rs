@@ -36,8 +36,9 @@ impl Supervisor {
             for pgid in groups {
                 self.signal_group(pgid, sig);
             }
-            self.signal_adopted(sig);
         }
+        // Reaping in this phase also sends the stop signal to the orphans
+        // already adopted (`signal_adopted`), once the dead are gone.
         self.reap(now);
         self.notice();
     }
