@@ -519,10 +519,16 @@ fn later(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Signals a whole process group; a group that is gone is no error.
-fn kill_group(pgid: Pid, sig: i32) {
+/// kill(2) with its own kind of target: a pid, -pgid, or -1 for every
+/// process init may signal. A target that is gone is no error here.
+fn kill(target: i32, sig: i32) {
     // SAFETY: kill with plain integers.
-    unsafe { libc::kill(-pgid.as_raw(), sig) };
+    unsafe { libc::kill(target, sig) };
+}
+
+/// Signals a whole process group.
+fn kill_group(pgid: Pid, sig: i32) {
+    kill(-pgid.as_raw(), sig);
 }
 
 /// Reads up to `reads` chunks from a pipe, logging complete lines.

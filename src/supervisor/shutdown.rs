@@ -9,7 +9,7 @@ use std::time::Instant;
 use nix::libc;
 use nix::unistd::Pid;
 
-use super::{MAIN_NAME, NOTICE_EVERY, Phase, REKILL_EVERY, Supervisor, kill_group, later};
+use super::{MAIN_NAME, NOTICE_EVERY, Phase, REKILL_EVERY, Supervisor, kill, kill_group, later};
 use crate::logfile::Level;
 use crate::messages;
 use crate::procs;
@@ -152,8 +152,7 @@ impl Supervisor {
     /// a killed process's children arrive as new orphans.
     pub(super) fn rekill(&mut self) {
         if self.is_pid1 {
-            // SAFETY: kill with plain integers.
-            unsafe { libc::kill(-1, libc::SIGKILL) };
+            kill(-1, libc::SIGKILL);
             return;
         }
         for pgid in self.signalled_groups.clone() {
@@ -161,8 +160,7 @@ impl Supervisor {
         }
         let children = procs::children().unwrap_or_default();
         for pid in children {
-            // SAFETY: kill with plain integers.
-            unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+            kill(pid.as_raw(), libc::SIGKILL);
         }
     }
 }
@@ -171,9 +169,6 @@ impl Supervisor {
 /// -1), then SIGCONT: a stopped process would leave the stop signal
 /// pending and sit out the grace until SIGKILL.
 fn send_stop(target: i32, sig: i32) {
-    // SAFETY: kill with plain integers.
-    unsafe {
-        libc::kill(target, sig);
-        libc::kill(target, libc::SIGCONT);
-    }
+    kill(target, sig);
+    kill(target, libc::SIGCONT);
 }
