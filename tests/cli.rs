@@ -51,7 +51,7 @@ fn unknown_flag() {
 
 #[test]
 fn missing_value() {
-    bad(&["-x"], "'x' missing");
+    bad(&["-x"], "'-x' needs a value");
 }
 
 #[test]
