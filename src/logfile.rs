@@ -354,19 +354,30 @@ impl Clock {
             let t: libc::time_t = sec;
             // SAFETY: both pointers are to valid local values.
             unsafe { libc::localtime_r(&t, &mut tm) };
-            let date = format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02},",
-                i64::from(tm.tm_year) + 1900,
-                tm.tm_mon + 1,
-                tm.tm_mday,
-                tm.tm_hour,
-                tm.tm_min,
-                tm.tm_sec
-            );
-            if let Some(head) = self.text.get_mut(..20) {
-                if date.len() == 20 {
-                    head.copy_from_slice(date.as_bytes());
+            let fields = [
+                (i64::from(tm.tm_year) + 1900, 4, b'-'),
+                (i64::from(tm.tm_mon) + 1, 2, b'-'),
+                (i64::from(tm.tm_mday), 2, b' '),
+                (i64::from(tm.tm_hour), 2, b':'),
+                (i64::from(tm.tm_min), 2, b':'),
+                (i64::from(tm.tm_sec), 2, b','),
+            ];
+            // By hand rather than format!: this runs once a second in a
+            // flood and on every start, where core::fmt costs thousands of
+            // instructions.
+            let mut at = 0;
+            for (value, width, separator) in fields {
+                for place in (0..width).rev() {
+                    let digit = (value / 10_i64.pow(place)).rem_euclid(10);
+                    if let Some(slot) = self.text.get_mut(at) {
+                        *slot = b'0' + digit as u8;
+                    }
+                    at += 1;
                 }
+                if let Some(slot) = self.text.get_mut(at) {
+                    *slot = separator;
+                }
+                at += 1;
             }
         }
         let ms = (nsec / 1_000_000).clamp(0, 999);

@@ -4,6 +4,7 @@
 
 use std::io;
 
+use nix::libc;
 use nix::unistd::Pid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,35 @@ pub fn children() -> io::Result<Vec<Pid>> {
     Ok(found)
 }
 
+/// Whether this process has any child at all, living or dead, from one
+/// system call: reading `/proc` for children can then be skipped, which is
+/// most of what a short-lived `init -- CMD` would spend on shutdown.
+pub fn has_children() -> bool {
+    // SAFETY: siginfo_t is plain data; waitid writes into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // WNOWAIT: look, do not reap — the main loop reaps and logs.
+        // SAFETY: a valid pointer to a local siginfo_t.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return true;
+        }
+        // Only ECHILD means none; on any other error, assume some.
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return false,
+            _ => return true,
+        }
+    }
+}
+
 /// Living children of `parent`, from a scan of every process.
 pub fn children_of(parent: Pid) -> io::Result<Vec<Pid>> {
     Ok(list()?
@@ -119,6 +149,19 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(from_kernel.contains(&pid));
+    }
+
+    #[test]
+    fn has_children_sees_a_child_until_it_is_reaped() {
+        // Other tests in this process start children too: only the
+        // answer with ours alive is certain.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(has_children());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! nix's `Signal` enum cannot name), no handler runs asynchronously, and no
 //! system call in the loop is interrupted with EINTR. The price is that
 //! every signal init wants is *blocked*, and a blocked mask is inherited
-//! across `exec` — so every child clears its mask in `spawn` before exec.
+//! across `exec` — so `spawn` gives every child an empty mask.
 //!
 //! Blocking is also what makes signals reach PID 1 at all: the kernel drops
 //! a signal for an init whose disposition is the default, but never one
@@ -78,7 +78,7 @@ impl Signals {
     /// handled ones and opens the signalfd.
     ///
     /// Afterwards every disposition is the default but for [`IGNORED`]:
-    /// init installs no handler, and `reset_in_child` relies on that.
+    /// init installs no handler.
     pub fn install() -> std::io::Result<Signals> {
         for sig in 1..=libc::SIGRTMAX() {
             if IGNORED.contains(&sig) {
@@ -152,33 +152,22 @@ impl AsFd for Signals {
     }
 }
 
-/// Restores a pristine signal state in a freshly forked child, just before
-/// exec: default disposition for every signal, empty mask.
-///
-/// Runs between fork and exec, so it only makes async-signal-safe calls,
-/// and as few as it can: the parent waits for the exec. After `install`
-/// only the [`IGNORED`] signals differ from the default, and handlers do
-/// not survive exec, so those three are all there is to reset. The kernel
-/// is asked directly, not through glibc, as everywhere here.
-pub fn reset_in_child() -> std::io::Result<()> {
-    for sig in IGNORED {
-        set_disposition(sig, libc::SIG_DFL);
-    }
-    let empty: u64 = 0;
-    // SAFETY: rt_sigprocmask with a valid 8-byte kernel sigset.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty as *const u64,
-            std::ptr::null_mut::<u64>(),
-            std::mem::size_of::<u64>(),
-        )
+/// A set of every signal, 1 to 64, for `posix_spawnattr_setsigdefault`:
+/// the child then sets each to its default before exec. glibc's own
+/// `sigfillset` and `sigaddset` leave out its two private real-time signals,
+/// and its spawn sets those to *ignored* in the child unless they are in
+/// this set — an ignored signal survives exec, so they must be here.
+pub fn every_signal() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; all-zero is the empty set.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: on Linux the set is at least 64 bits, and its first 64 bits
+    // are signals 1 to 64, in order (the kernel's own layout).
+    unsafe {
+        (&mut set as *mut libc::sigset_t)
+            .cast::<u64>()
+            .write(u64::MAX)
     };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    set
 }
 
 // The layout below is the kernel's on these two; others need their own.
@@ -289,6 +278,19 @@ pub fn signal_name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_signal_holds_glibcs_private_ones_too() {
+        let set = every_signal();
+        for sig in [1, 9, 15, 31, 34, 64] {
+            // SAFETY: a valid set.
+            assert_eq!(unsafe { libc::sigismember(&set, sig) }, 1, "{sig}");
+        }
+        // 32 and 33 too, read as the bits the kernel will see.
+        // SAFETY: the first 64 bits of a valid set.
+        let bits = unsafe { (&set as *const libc::sigset_t).cast::<u64>().read() };
+        assert_eq!(bits, u64::MAX);
+    }
 
     #[test]
     fn shutdown_signals() {

@@ -69,6 +69,29 @@ fn a_missing_command_is_127_and_a_directory_126_with_one_stderr_line() {
     }
 }
 
+#[test]
+fn a_file_the_kernel_cannot_run_is_126_and_named() {
+    // No `#!` line: the kernel refuses it (a shell would run it itself;
+    // init, like supervisord, does not guess an interpreter).
+    let s = Scratch::new("noexec");
+    let script = s.path("job");
+    std::fs::write(&script, "echo should-not-run\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = s.path("log");
+    let args: Vec<&std::ffi::OsStr> = ["-q", "-l", log.to_str().unwrap(), "--"]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .chain([script.as_os_str()])
+        .collect();
+    let (status, stderr) = run_to_end(&args, secs(10.0));
+    assert_eq!(status, 126, "{stderr}");
+    assert!(
+        stderr.contains("couldn't run command") && stderr.contains("Exec format error"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("should-not-run"), "{stderr}");
+}
+
 /// A main command that reports every signal it gets.
 const TRAPS: &str = "for s in HUP USR1 INT TERM; do trap \"echo got $s >> {dir}/got\" $s; done; \
                      echo ready > {dir}/ready; \

@@ -77,6 +77,11 @@ impl Supervisor {
 
     /// Children that are neither a program nor the main command.
     fn unknown_children(&mut self) -> Vec<Pid> {
+        // As PID 1 a process entered from outside (`docker exec`) is no
+        // child but still ours to stop, so only then is /proc always read.
+        if !self.is_pid1 && !procs::has_children() {
+            return Vec::new();
+        }
         let found = if self.is_pid1 {
             procs::others(self.me)
         } else {
