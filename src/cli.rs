@@ -7,12 +7,16 @@
 //! every option and its matches on each start, 40,000 instructions of an
 //! init's start-up, for fourteen options.
 
-use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
 
 use crate::config::{
     Config, ExitCodes, LogConfig, LogTarget, Policy, ProgramKind, ProgramName, ProgramSpec, Seconds,
 };
+use crate::path;
 use crate::shellwords;
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
@@ -55,8 +59,8 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "cocalc-init: {}\nTry 'cocalc-init --help' for more information.",
@@ -245,22 +249,19 @@ pub fn describe(config: &Config) -> String {
                     quote_words(words.iter().map(String::as_str))
                 ));
             }
-            ProgramKind::InitScript(path) => {
-                let folder = path.parent().unwrap_or(Path::new("/"));
+            ProgramKind::InitScript(script) => {
+                let folder = path::parent(script).unwrap_or(b"/");
                 out.push_str(&format!(
                     "init script {}: bash {} (in {}, if it exists at start)\n",
                     program.name,
-                    shell_quote(&path.to_string_lossy()),
-                    folder.display()
+                    shell_quote(&path::display(script)),
+                    path::display(folder)
                 ));
             }
         }
     }
     if let Some(main) = &config.main {
-        let words: Vec<String> = main
-            .iter()
-            .map(|w| w.to_string_lossy().into_owned())
-            .collect();
+        let words: Vec<String> = main.iter().map(|w| path::display(w).into_owned()).collect();
         out.push_str(&format!(
             "main: {}\n",
             quote_words(words.iter().map(String::as_str))
@@ -278,9 +279,9 @@ pub fn describe(config: &Config) -> String {
     };
     match &l.target {
         LogTarget::Stderr => out.push_str("log: standard error only\n"),
-        LogTarget::File(path) => out.push_str(&format!(
+        LogTarget::File(file) => out.push_str(&format!(
             "log: {} ({rotation}){}\n",
-            path.display(),
+            path::display(file),
             if l.quiet {
                 ""
             } else {
@@ -309,21 +310,21 @@ fn shell_quote(word: &str) -> String {
 }
 
 /// Parses the arguments after the program name. `cwd` makes relative `-i`
-/// paths absolute, as they were meant at start.
-pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
-    let split_at = args.iter().position(|a| a == "--");
+/// and `-l` paths absolute, as they were meant at start.
+pub fn parse(args: &[Vec<u8>], cwd: &[u8]) -> Result<Request, UsageError> {
+    let split_at = args.iter().position(|a| a == b"--");
     let (opts, main) = match split_at {
         Some(at) => (args.get(..at).unwrap_or(&[]), args.get(at + 1..)),
         None => (args, None),
     };
     let mut utf8 = Vec::with_capacity(opts.len());
     for arg in opts {
-        match arg.to_str() {
-            Some(s) => utf8.push(s.to_string()),
-            None => {
+        match core::str::from_utf8(arg) {
+            Ok(s) => utf8.push(s.to_string()),
+            Err(_) => {
                 return Err(usage(format!(
                     "option argument '{}' is not valid UTF-8",
-                    arg.to_string_lossy()
+                    path::display(arg)
                 )));
             }
         }
@@ -361,7 +362,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     // A trailing `--` with nothing after it is no main command: an image's
     // ENTRYPOINT ends with `--` so that `docker run IMAGE CMD` can add one,
     // and must still work when no CMD is given.
-    let main: Option<Vec<OsString>> = main
+    let main: Option<Vec<Vec<u8>>> = main
         .filter(|words| !words.is_empty())
         .map(|words| words.to_vec());
     match &main {
@@ -389,8 +390,8 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     let target = match m.value(LOG) {
         Some("-") => LogTarget::Stderr,
         Some("") => return Err(usage("--log: the FILE is empty")),
-        Some(path) => LogTarget::File(absolute(Path::new(path), cwd)),
-        None => LogTarget::File(PathBuf::from(DEFAULT_LOG)),
+        Some(file) => LogTarget::File(path::join(cwd, file.as_bytes())),
+        None => LogTarget::File(DEFAULT_LOG.as_bytes().to_vec()),
     };
     let log = LogConfig {
         target,
@@ -435,26 +436,19 @@ fn parse_program(value: &str) -> Result<ProgramSpec, UsageError> {
     })
 }
 
-fn parse_init_script(value: &str, cwd: &Path) -> Result<ProgramSpec, UsageError> {
+fn parse_init_script(value: &str, cwd: &[u8]) -> Result<ProgramSpec, UsageError> {
     if value.is_empty() {
         return Err(usage("--init-script: the PATH is empty"));
     }
-    let path = absolute(Path::new(value), cwd);
-    let Some(file_name) = path.file_name().and_then(OsStr::to_str) else {
+    let script = path::join(cwd, value.as_bytes());
+    let Some(file_name) = path::file_name(&script).and_then(|n| core::str::from_utf8(n).ok())
+    else {
         return Err(usage(format!("--init-script '{value}': not a file name")));
     };
     Ok(ProgramSpec {
         name: ProgramName::for_script(file_name),
-        kind: ProgramKind::InitScript(path),
+        kind: ProgramKind::InitScript(script),
     })
-}
-
-fn absolute(path: &Path, cwd: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    }
 }
 
 fn seconds(m: &Parsed, name: &str, default: &str) -> Result<Seconds, UsageError> {
@@ -479,19 +473,19 @@ fn number(m: &Parsed, name: &str, default: u64, max: u64) -> Result<u64, UsageEr
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<OsString> {
-        list.iter().map(OsString::from).collect()
+    fn args(list: &[&str]) -> Vec<Vec<u8>> {
+        list.iter().map(|a| a.as_bytes().to_vec()).collect()
     }
 
     fn run(list: &[&str]) -> Config {
-        match parse(&args(list), Path::new("/work")) {
+        match parse(&args(list), b"/work") {
             Ok(Request::Run(c)) => *c,
             other => panic!("{list:?}: {other:?}"),
         }
     }
 
     fn err(list: &[&str]) -> String {
-        match parse(&args(list), Path::new("/work")) {
+        match parse(&args(list), b"/work") {
             Err(e) => e.0,
             Ok(other) => panic!("{list:?} parsed: {other:?}"),
         }
@@ -603,17 +597,11 @@ mod tests {
 
     #[test]
     fn help_and_version() {
+        assert!(matches!(parse(&args(&["-h"]), b"/"), Ok(Request::Help)));
+        assert!(parse(&args(&["--help", "--bogus"]), b"/").is_err());
+        assert!(matches!(parse(&args(&["-V"]), b"/"), Ok(Request::Version)));
         assert!(matches!(
-            parse(&args(&["-h"]), Path::new("/")),
-            Ok(Request::Help)
-        ));
-        assert!(parse(&args(&["--help", "--bogus"]), Path::new("/")).is_err());
-        assert!(matches!(
-            parse(&args(&["-V"]), Path::new("/")),
-            Ok(Request::Version)
-        ));
-        assert!(matches!(
-            parse(&args(&["--version"]), Path::new("/")),
+            parse(&args(&["--version"]), b"/"),
             Ok(Request::Version)
         ));
     }
@@ -655,7 +643,7 @@ mod tests {
                 "--",
                 "x y",
             ]),
-            Path::new("/"),
+            b"/",
         ) {
             Ok(Request::Check(c)) => c,
             other => panic!("{other:?}"),
@@ -694,11 +682,10 @@ mod tests {
 
     #[test]
     fn main_command_keeps_non_utf8_and_dashes() {
-        use std::os::unix::ffi::OsStringExt;
-        let raw = OsString::from_vec(vec![0xff, 0xfe]);
+        let raw = vec![0xff, 0xfe];
         let mut a = args(&["-q", "--", "echo", "--", "-x"]);
         a.push(raw.clone());
-        match parse(&a, Path::new("/")) {
+        match parse(&a, b"/") {
             Ok(Request::Run(c)) => {
                 let main = c.main.unwrap();
                 assert_eq!(main[..3], args(&["echo", "--", "-x"])[..]);
@@ -758,9 +745,7 @@ mod tests {
 
     #[test]
     fn usage_error_has_two_lines_pointing_to_help() {
-        let e = parse(&args(&["--bogus"]), Path::new("/"))
-            .unwrap_err()
-            .to_string();
+        let e = parse(&args(&["--bogus"]), b"/").unwrap_err().to_string();
         assert_eq!(e.lines().count(), 2);
         assert!(e.ends_with("Try 'cocalc-init --help' for more information."));
     }
@@ -846,16 +831,16 @@ mod properties {
         let mut rng = Rng(0x5eed_cafe_f00d_d00d);
         for _ in 0..20_000 {
             let n = rng.below(8);
-            let argv: Vec<OsString> = (0..n)
+            let argv: Vec<Vec<u8>> = (0..n)
                 .map(|_| {
                     let mut a = rng.pick(PIECES).to_string();
                     if rng.below(4) == 0 {
                         a.push_str(rng.pick(PIECES));
                     }
-                    OsString::from(a)
+                    a.into_bytes()
                 })
                 .collect();
-            match parse(&argv, Path::new("/w")) {
+            match parse(&argv, b"/w") {
                 Ok(Request::Run(c)) | Ok(Request::Check(c)) => {
                     assert!(!c.programs.is_empty() || c.main.is_some(), "{argv:?}");
                     let _ = describe(&c);

@@ -1,9 +1,11 @@
 //! Validated configuration: every value here has already passed its checks,
 //! so the rest of init never re-validates or fails on it.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::Duration;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
 
 /// The name of the main command in log lines, and so a name no `-p` may take.
 pub const MAIN_NAME: &str = "main";
@@ -49,8 +51,8 @@ impl ProgramName {
     }
 }
 
-impl std::fmt::Display for ProgramName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for ProgramName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
@@ -83,9 +85,9 @@ impl ExitCodes {
     }
 }
 
-impl std::fmt::Display for ExitCodes {
+impl fmt::Display for ExitCodes {
     /// The codes, ascending, comma-separated: `0,2`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let codes: Vec<String> = (0..=255u8)
             .filter(|&c| self.contains(c))
             .map(|c| c.to_string())
@@ -134,8 +136,8 @@ impl Seconds {
     }
 }
 
-impl std::fmt::Display for Seconds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // f64's Display is already the shortest form that reads back exactly.
         write!(f, "{}", self.value)
     }
@@ -147,7 +149,7 @@ pub enum ProgramKind {
     /// `-p NAME=COMMAND`: COMMAND split into words.
     Command(Vec<String>),
     /// `-i PATH`: an absolute script path, run by bash (or sh) in its folder.
-    InitScript(PathBuf),
+    InitScript(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +160,8 @@ pub struct ProgramSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
-    File(PathBuf),
+    /// An absolute path.
+    File(Vec<u8>),
     /// `-l -`: standard error only.
     Stderr,
 }
@@ -187,7 +190,7 @@ pub struct Config {
     /// `-p` and `-i` programs, in command-line order.
     pub programs: Vec<ProgramSpec>,
     /// The command after `--`, kept as the OS gave it (need not be UTF-8).
-    pub main: Option<Vec<OsString>>,
+    pub main: Option<Vec<Vec<u8>>>,
     pub policy: Policy,
     pub log: LogConfig,
 }

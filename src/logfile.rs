@@ -16,15 +16,14 @@
 //!   `--quiet`; the failure is said once, and the file is tried again at
 //!   every later flush (reopened, its folder made again).
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-
-use nix::libc;
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::vec::Vec;
 
 use crate::config::{LogConfig, LogTarget};
 use crate::messages;
+use crate::path;
+use crate::sys::{self, Fd};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -66,8 +65,9 @@ impl Stream {
 
 /// The file side of the log.
 struct FileSink {
-    path: PathBuf,
-    file: Option<File>,
+    /// Absolute.
+    path: Vec<u8>,
+    file: Option<Fd>,
     /// Bytes in the current file, as far as we know.
     size: u64,
     /// The failure has been told on stderr and not yet cleared.
@@ -228,45 +228,39 @@ impl Logger {
 }
 
 impl FileSink {
-    fn reopen(&mut self) -> std::io::Result<()> {
+    fn reopen(&mut self) -> sys::Result<()> {
         self.file = None;
-        if let Some(parent) = self.path.parent() {
-            if !parent.as_os_str().is_empty() && !parent.exists() {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o750)
-                    .create(parent)?;
-            }
+        if let Some(parent) = path::parent(&self.path).filter(|p| !p.is_empty()) {
+            sys::create_dir_all(parent, 0o750)?;
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
+        let file = sys::open(
+            &sys::cstring(&self.path)?,
             // Never write through a link someone planted at the log's place.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.path)?;
-        let meta = file.metadata()?;
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o640,
+        )?;
+        let meta = sys::fstat(file.raw())?;
         if !meta.is_file() {
-            return Err(std::io::Error::other("not a regular file"));
+            return Err(sys::Error::Other("not a regular file"));
         }
-        self.size = meta.len();
+        self.size = meta.size;
         self.file = Some(file);
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> sys::Result<()> {
         // A file deleted under us would swallow every line: notice, reopen.
         let gone = match self.file.as_ref() {
-            Some(f) => f.metadata().map(|m| m.nlink() == 0).unwrap_or(true),
+            Some(f) => sys::fstat(f.raw()).map(|m| m.nlink == 0).unwrap_or(true),
             None => true,
         };
         if gone {
             self.reopen()?;
         }
-        let Some(file) = self.file.as_mut() else {
-            return Err(std::io::Error::other("not open"));
+        let Some(file) = self.file.as_ref() else {
+            return Err(sys::Error::Other("not open"));
         };
-        file.write_all(bytes)?;
+        sys::write_all(file.raw(), bytes)?;
         self.size = self.size.saturating_add(bytes.len() as u64);
         if self.failing {
             self.failing = false;
@@ -277,25 +271,25 @@ impl FileSink {
 
     /// FILE.K-1 → FILE.K, …, FILE → FILE.1, then a fresh FILE. With no
     /// backups the file just starts over.
-    fn rotate(&mut self, backups: u32) -> std::io::Result<()> {
+    fn rotate(&mut self, backups: u32) -> sys::Result<()> {
         if backups == 0 {
             if let Some(file) = self.file.as_ref() {
-                file.set_len(0)?;
+                sys::truncate_to_zero(file.raw())?;
             }
             self.size = 0;
             return Ok(());
         }
         for k in (1..backups).rev() {
-            let from = numbered(&self.path, k);
-            if from.exists() {
-                std::fs::rename(&from, numbered(&self.path, k + 1))?;
+            let from = numbered(&self.path, k)?;
+            if sys::exists(&from) {
+                sys::rename(&from, &numbered(&self.path, k + 1)?)?;
             }
         }
-        std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        sys::rename(&sys::cstring(&self.path)?, &numbered(&self.path, 1)?)?;
         self.reopen()
     }
 
-    fn fail(&mut self, error: &std::io::Error) {
+    fn fail(&mut self, error: &sys::Error) {
         self.file = None;
         if !self.failing {
             self.failing = true;
@@ -304,10 +298,10 @@ impl FileSink {
     }
 }
 
-fn numbered(path: &Path, k: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(format!(".{k}"));
-    PathBuf::from(name)
+fn numbered(path: &[u8], k: u32) -> sys::Result<CString> {
+    let mut name = path.to_vec();
+    name.extend_from_slice(format!(".{k}").as_bytes());
+    sys::cstring(&name)
 }
 
 /// Writes to fd 2, ignoring every error: stderr may be closed, full, or a
@@ -316,7 +310,7 @@ pub fn write_stderr(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: writing a valid buffer to a raw fd.
         let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+        if n < 0 && sys::Error::last() == sys::Error::Os(libc::EINTR) {
             continue;
         }
         let Ok(n) = usize::try_from(n) else { return };
@@ -350,7 +344,8 @@ impl Clock {
         let (sec, nsec) = realtime();
         if sec != self.second || self.text[0] == 0 {
             self.second = sec;
-            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+            // SAFETY: tm is plain data; localtime_r fills it in.
+            let mut tm: libc::tm = unsafe { core::mem::zeroed() };
             let t: libc::time_t = sec;
             // SAFETY: both pointers are to valid local values.
             unsafe { libc::localtime_r(&t, &mut tm) };
@@ -405,15 +400,21 @@ fn realtime() -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
 
     fn config(path: &Path, max: u64, backups: u32) -> LogConfig {
         LogConfig {
-            target: LogTarget::File(path.to_path_buf()),
+            target: LogTarget::File(path.as_os_str().as_bytes().to_vec()),
             max_bytes: max,
             backups,
             quiet: true,
             verbose: false,
         }
+    }
+
+    fn numbered(path: &Path, k: u32) -> PathBuf {
+        PathBuf::from(format!("{}.{k}", path.display()))
     }
 
     fn tempdir(tag: &str) -> PathBuf {

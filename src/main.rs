@@ -4,41 +4,65 @@
 //! parse (usage error → 2, before anything starts) → fd hygiene → log →
 //! signals → supervisor loop → exit with its status.
 //!
-//! `main` is the C entry point (`no_main`): std's own start-up wrapper
-//! brings its stack-overflow handler and unwinding set-up, which a
-//! single-threaded init with `panic = "abort"` does not use, at 11% of the
-//! static binary. What of it we need — fds 0, 1 and 2 open — is done here.
+//! init is built without std (`no_std`, `no_main`; `alloc` for its
+//! strings and vectors): std's panic machinery — a backtrace symbolizer
+//! that `panic = "abort"` keeps — with its `Command`, files and
+//! `io::Error` text (strerror pulls gettext into a static glibc) were a
+//! quarter of the static binary. What std did for a program, init does itself: `main` is the C
+//! entry point, `runtime` supplies the heap (glibc's malloc) and the panic
+//! handler, `sys` wraps the system calls. Unit tests build with std.
+#![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
+
+extern crate alloc;
 
 mod cli;
 mod config;
 mod logfile;
 mod messages;
 mod output;
+mod path;
 mod procs;
 mod program;
+#[cfg(not(test))]
+mod runtime;
 mod shellwords;
 mod signals;
 mod spawn;
 mod status;
 mod supervisor;
+mod sys;
+mod time;
 
-use std::ffi::OsString;
-use std::io::Write;
-use std::path::PathBuf;
+use alloc::format;
+use alloc::vec::Vec;
+use core::ffi::{CStr, c_char, c_int};
 
 use crate::logfile::{Level, Logger, write_stderr};
 
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
-    // std reads argv itself (from glibc's init hook), so env::args_os works.
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     open_standard_fds();
-    // Nothing is buffered at this point: the log and stdout were flushed.
-    std::ffi::c_int::from(run())
+    // SAFETY: argc and argv are what the C runtime passed to main.
+    c_int::from(unsafe { run(argc, argv) })
+}
+
+/// The arguments after the program name, as the bytes the OS gave.
+///
+/// # Safety
+/// `argv` must hold `argc` valid NUL-terminated strings.
+#[cfg_attr(test, allow(dead_code))]
+unsafe fn args_from(argc: c_int, argv: *const *const c_char) -> Vec<Vec<u8>> {
+    let count = usize::try_from(argc).unwrap_or(0);
+    (1..count)
+        .filter_map(|i| {
+            // SAFETY: i < argc, so argv[i] is one of the strings.
+            let arg = unsafe { *argv.add(i) };
+            // SAFETY: a NUL-terminated string from the C runtime.
+            (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec())
+        })
+        .collect()
 }
 
 /// A parent may start init with fd 0, 1 or 2 closed. Then the first file
@@ -49,21 +73,24 @@ fn open_standard_fds() {
     for fd in 0..=2 {
         // SAFETY: fcntl and open with plain arguments.
         unsafe {
-            if nix::libc::fcntl(fd, nix::libc::F_GETFD) < 0 {
+            if libc::fcntl(fd, libc::F_GETFD) < 0 {
                 // The lowest free number is the one just found closed.
-                nix::libc::open(c"/dev/null".as_ptr(), nix::libc::O_RDWR);
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
             }
         }
     }
 }
 
+/// # Safety
+/// `argv` must hold `argc` valid NUL-terminated strings.
 #[cfg_attr(test, allow(dead_code))]
-fn run() -> u8 {
+unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
     // First thing: as PID 1, a signal that arrives before it is blocked is
     // dropped by the kernel, so keep that window as short as it can be.
     let signals = signals::Signals::install();
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    // SAFETY: as promised by the caller.
+    let args = unsafe { args_from(argc, argv) };
+    let cwd = sys::current_dir().unwrap_or_else(|| b"/".to_vec());
     let config = match cli::parse(&args, &cwd) {
         Ok(cli::Request::Run(config)) => *config,
         Ok(cli::Request::Check(config)) => return print_stdout(&cli::describe(&config)),
@@ -89,14 +116,14 @@ fn run() -> u8 {
             return 1;
         }
     };
-    log.info(&messages::started(nix::unistd::Pid::this()));
+    log.info(&messages::started(sys::Pid::this()));
     supervisor::Supervisor::new(config, log, signals).run()
 }
 
 /// `--help`, `--version` and `--check` are the only output on stdout.
+#[cfg_attr(test, allow(dead_code))]
 fn print_stdout(text: &str) -> u8 {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match sys::write_all(1, text.as_bytes()) {
         Ok(()) => 0,
         Err(_) => 1,
     }

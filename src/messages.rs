@@ -2,15 +2,17 @@
 //! message for the same event, the words are its words, so that habits
 //! such as `grep 'exited: project_init_sh'` keep working.
 
-use std::path::Path;
-use std::time::Duration;
-
-use nix::unistd::Pid;
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::fmt;
+use core::time::Duration;
 
 use crate::config::{MAIN_NAME, Seconds};
+use crate::path;
 use crate::signals::signal_name;
 use crate::spawn::SpawnError;
 use crate::status::ExitKind;
+use crate::sys::{self, Pid};
 
 pub fn started(pid: Pid) -> String {
     format!(
@@ -19,8 +21,8 @@ pub fn started(pid: Pid) -> String {
     )
 }
 
-pub fn skipped(path: &Path) -> String {
-    format!("skipped: {} does not exist", path.display())
+pub fn skipped(script: &[u8]) -> String {
+    format!("skipped: {} does not exist", path::display(script))
 }
 
 pub fn spawned(name: &str, pid: Pid) -> String {
@@ -92,7 +94,7 @@ pub fn exiting(status: u8) -> String {
     format!("exiting with status {status}")
 }
 
-pub fn runtime_error(what: &str, error: &dyn std::fmt::Display) -> String {
+pub fn runtime_error(what: &str, error: &dyn fmt::Display) -> String {
     format!("error: {what}: {error}")
 }
 
@@ -102,17 +104,17 @@ pub fn main_cannot_run(error: &SpawnError) -> String {
 }
 
 /// Said once on stderr when the log file cannot be written.
-pub fn log_unwritable(path: &Path, error: &std::io::Error) -> String {
+pub fn log_unwritable(file: &[u8], error: &sys::Error) -> String {
     format!(
         "cocalc-init: cannot write the log file {}: {error}; log lines go to stderr until it works again\n",
-        path.display()
+        path::display(file)
     )
 }
 
-pub fn log_writable_again(path: &Path) -> String {
+pub fn log_writable_again(file: &[u8]) -> String {
     format!(
         "cocalc-init: writing the log file {} again\n",
-        path.display()
+        path::display(file)
     )
 }
 

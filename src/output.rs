@@ -3,6 +3,8 @@
 //! [`MAX_LINE`] is cut into pieces of that size, never dropped; a partial
 //! last line waits for its end until the program exits.
 
+use alloc::vec::Vec;
+
 /// The longest line logged in one piece.
 pub const MAX_LINE: usize = 8 * 1024;
 
@@ -57,7 +59,7 @@ impl LineBuffer {
 /// time, several times faster than a byte loop on long output.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     // SAFETY: memchr reads at most bytes.len() bytes from a valid slice.
-    let at = unsafe { nix::libc::memchr(bytes.as_ptr().cast(), i32::from(b'\n'), bytes.len()) };
+    let at = unsafe { libc::memchr(bytes.as_ptr().cast(), i32::from(b'\n'), bytes.len()) };
     if at.is_null() {
         return None;
     }

@@ -2,10 +2,9 @@
 //! processes are init's children (adopted ones included), and, as PID 1,
 //! which processes are left in the container.
 
-use std::io;
+use alloc::vec::Vec;
 
-use nix::libc;
-use nix::unistd::Pid;
+use crate::sys::{self, Pid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proc {
@@ -16,12 +15,18 @@ pub struct Proc {
 }
 
 /// Parses `/proc/PID/stat`: `pid (comm) state ppid …`. The command name
-/// may hold spaces and parentheses, so the fields are read after the last `)`.
-pub fn parse_stat(text: &str) -> Option<Proc> {
-    let open = text.find(" (")?;
-    let close = text.rfind(')')?;
-    let pid: i32 = text.get(..open)?.trim().parse().ok()?;
-    let mut rest = text.get(close + 1..)?.split_whitespace();
+/// may hold spaces and parentheses (and any bytes), so the fields are read
+/// after the last `)`.
+pub fn parse_stat(text: &[u8]) -> Option<Proc> {
+    let open = text.windows(2).position(|w| w == b" (")?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let pid: i32 = core::str::from_utf8(text.get(..open)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let rest = core::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let mut rest = rest.split_whitespace();
     let state = rest.next()?;
     let ppid: i32 = rest.next()?.parse().ok()?;
     Some(Proc {
@@ -32,17 +37,17 @@ pub fn parse_stat(text: &str) -> Option<Proc> {
 }
 
 /// Every process in this PID namespace that `/proc` shows.
-pub fn list() -> io::Result<Vec<Proc>> {
+pub fn list() -> sys::Result<Vec<Proc>> {
     let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
+    for name in sys::list_dir(c"/proc")? {
+        if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
             continue;
         }
+        let Ok(path) = sys::cstring(&[b"/proc/", &name[..], b"/stat"].concat()) else {
+            continue;
+        };
         // The process may be gone by now: skip it.
-        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let Ok(text) = sys::read_file(&path) else {
             continue;
         };
         if let Some(p) = parse_stat(&text) {
@@ -56,16 +61,18 @@ pub fn list() -> io::Result<Vec<Proc>> {
 /// kernel's own lists (one per thread; init has one thread): their cost is
 /// the number of children, not of processes on the machine, which matters
 /// when init is not PID 1. Falls back to a scan where there are no lists.
-pub fn children() -> io::Result<Vec<Pid>> {
-    let mut found = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+pub fn children() -> sys::Result<Vec<Pid>> {
+    let Ok(tasks) = sys::list_dir(c"/proc/self/task") else {
         return children_of(Pid::this());
     };
+    let mut found = Vec::new();
     for task in tasks {
-        let Ok(task) = task else { continue };
-        match std::fs::read_to_string(task.path().join("children")) {
+        let path = sys::cstring(&[b"/proc/self/task/", &task[..], b"/children"].concat())?;
+        match sys::read_file(&path) {
             Ok(text) => found.extend(
-                text.split_ascii_whitespace()
+                core::str::from_utf8(&text)
+                    .unwrap_or("")
+                    .split_ascii_whitespace()
                     .filter_map(|p| p.parse().ok())
                     .map(Pid::from_raw),
             ),
@@ -80,7 +87,7 @@ pub fn children() -> io::Result<Vec<Pid>> {
 /// most of what a short-lived `init -- CMD` would spend on shutdown.
 pub fn has_children() -> bool {
     // SAFETY: siginfo_t is plain data; waitid writes into it.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
     loop {
         // WNOWAIT: look, do not reap — the main loop reaps and logs.
         // SAFETY: a valid pointer to a local siginfo_t.
@@ -96,16 +103,16 @@ pub fn has_children() -> bool {
             return true;
         }
         // Only ECHILD means none; on any other error, assume some.
-        match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ECHILD) => return false,
+        match sys::Error::last() {
+            sys::Error::Os(libc::EINTR) => continue,
+            sys::Error::Os(libc::ECHILD) => return false,
             _ => return true,
         }
     }
 }
 
 /// Living children of `parent`, from a scan of every process.
-pub fn children_of(parent: Pid) -> io::Result<Vec<Pid>> {
+pub fn children_of(parent: Pid) -> sys::Result<Vec<Pid>> {
     Ok(list()?
         .into_iter()
         .filter(|p| p.ppid == parent && !p.zombie)
@@ -114,7 +121,7 @@ pub fn children_of(parent: Pid) -> io::Result<Vec<Pid>> {
 }
 
 /// Living processes other than `me`.
-pub fn others(me: Pid) -> io::Result<Vec<Pid>> {
+pub fn others(me: Pid) -> sys::Result<Vec<Pid>> {
     Ok(list()?
         .into_iter()
         .filter(|p| p.pid != me && !p.zombie)
@@ -128,14 +135,14 @@ mod tests {
 
     #[test]
     fn stat_with_odd_command_names() {
-        let p = parse_stat("123 (a) b (c)) S 45 123 123 0 -1").unwrap();
+        let p = parse_stat(b"123 (a) b (c)) S 45 123 123 0 -1").unwrap();
         assert_eq!(
             (p.pid.as_raw(), p.ppid.as_raw(), p.zombie),
             (123, 45, false)
         );
-        let z = parse_stat("9 (sh) Z 1 9 9").unwrap();
+        let z = parse_stat(b"9 (sh) Z 1 9 9").unwrap();
         assert!(z.zombie);
-        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat(b"garbage"), None);
     }
 
     #[test]

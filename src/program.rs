@@ -15,11 +15,12 @@
 //! every consecutive shorter run (or failed spawn) doubles the wait, from
 //! 1 s, capped at `backoff_max`. It never gives up.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use alloc::ffi::CString;
+use alloc::vec::Vec;
+use core::time::Duration;
 
-use nix::unistd::Pid;
+use crate::sys::Pid;
+use crate::time::Instant;
 
 use crate::config::{Policy, ProgramName};
 use crate::status::ExitKind;
@@ -54,8 +55,8 @@ pub enum Exit {
 #[derive(Debug)]
 pub struct Program {
     pub name: ProgramName,
-    pub argv: Vec<OsString>,
-    pub cwd: Option<PathBuf>,
+    pub argv: Vec<CString>,
+    pub cwd: Option<CString>,
     pub state: State,
     /// Consecutive runs shorter than `startsecs`, failed spawns included.
     short_runs: u32,
@@ -74,8 +75,8 @@ pub fn backoff(short_runs: u32, max: Duration) -> Duration {
 impl Program {
     pub fn new(
         name: ProgramName,
-        argv: Vec<OsString>,
-        cwd: Option<PathBuf>,
+        argv: Vec<CString>,
+        cwd: Option<CString>,
         now: Instant,
     ) -> Program {
         Program {
@@ -198,7 +199,7 @@ mod tests {
     }
 
     fn program(now: Instant) -> Program {
-        Program::new(ProgramName::new("p").unwrap(), vec!["x".into()], None, now)
+        Program::new(ProgramName::new("p").unwrap(), vec![c"x".into()], None, now)
     }
 
     const PID: Pid = Pid::from_raw(42);

@@ -7,6 +7,10 @@
 //! A hand-written splitter rather than a crate: it is short, and it can say
 //! *which* quote is unbalanced, which a usage error needs.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
 /// Why a command line could not be split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SplitError {
@@ -15,8 +19,8 @@ pub enum SplitError {
     TrailingBackslash,
 }
 
-impl std::fmt::Display for SplitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SplitError::UnclosedSingle => "unbalanced single quote",
             SplitError::UnclosedDouble => "unbalanced double quote",
@@ -44,7 +48,7 @@ pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
             Mode::Between | Mode::Word => match c {
                 ' ' | '\t' | '\n' => {
                     if mode == Mode::Word {
-                        words.push(std::mem::take(&mut word));
+                        words.push(core::mem::take(&mut word));
                         mode = Mode::Between;
                     }
                 }

@@ -17,9 +17,10 @@
 //! init is not hidden; TSTP, TTIN, TTOU are ignored, since forwarding them
 //! would stop every program; KILL and STOP cannot be caught.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use alloc::format;
+use alloc::string::{String, ToString};
 
-use nix::libc;
+use crate::sys::{self, Fd};
 
 /// What the loop does with a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,7 @@ fn handled() -> impl Iterator<Item = i32> {
 
 /// The signalfd and the mask behind it. Dropping it does not unblock.
 pub struct Signals {
-    fd: OwnedFd,
+    fd: Fd,
 }
 
 impl Signals {
@@ -79,7 +80,7 @@ impl Signals {
     ///
     /// Afterwards every disposition is the default but for [`IGNORED`]:
     /// init installs no handler.
-    pub fn install() -> std::io::Result<Signals> {
+    pub fn install() -> sys::Result<Signals> {
         for sig in 1..=libc::SIGRTMAX() {
             if IGNORED.contains(&sig) {
                 set_disposition(sig, libc::SIG_IGN);
@@ -90,20 +91,20 @@ impl Signals {
         // SAFETY: plain libc calls on a local, initialised sigset_t; we are
         // single-threaded, so changing the process mask is sound.
         unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut set: libc::sigset_t = core::mem::zeroed();
             libc::sigemptyset(&mut set);
             for sig in handled() {
                 libc::sigaddset(&mut set, sig);
             }
-            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut()) != 0 {
+                return Err(sys::Error::last());
             }
             let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
             if fd < 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(sys::Error::last());
             }
             Ok(Signals {
-                fd: OwnedFd::from_raw_fd(fd),
+                fd: Fd::from_raw(fd),
             })
         }
     }
@@ -114,10 +115,10 @@ impl Signals {
         // SAFETY: signalfd_siginfo is plain data; the kernel fills it whole
         // or returns an error.
         unsafe {
-            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
-            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let mut info: libc::signalfd_siginfo = core::mem::zeroed();
+            let size = core::mem::size_of::<libc::signalfd_siginfo>();
             let n = libc::read(
-                self.fd.as_raw_fd(),
+                self.fd.raw(),
                 (&mut info as *mut libc::signalfd_siginfo).cast(),
                 size,
             );
@@ -146,9 +147,10 @@ fn handled_contains(sig: i32) -> bool {
     handled().any(|s| s == sig)
 }
 
-impl AsFd for Signals {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+impl Signals {
+    /// The signalfd, for `poll`.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.raw()
     }
 }
 
@@ -159,7 +161,7 @@ impl AsFd for Signals {
 /// this set — an ignored signal survives exec, so they must be here.
 pub fn every_signal() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; all-zero is the empty set.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
     // SAFETY: on Linux the set is at least 64 bits, and its first 64 bits
     // are signals 1 to 64, in order (the kernel's own layout).
     unsafe {
@@ -200,8 +202,8 @@ fn set_disposition(sig: i32, handler: usize) {
             libc::SYS_rt_sigaction,
             sig,
             &action as *const KernelSigaction,
-            std::ptr::null_mut::<KernelSigaction>(),
-            std::mem::size_of::<u64>(),
+            core::ptr::null_mut::<KernelSigaction>(),
+            core::mem::size_of::<u64>(),
         );
     }
 }
@@ -218,9 +220,9 @@ fn is_ignored(sig: i32) -> bool {
         libc::syscall(
             libc::SYS_rt_sigaction,
             sig,
-            std::ptr::null::<KernelSigaction>(),
+            core::ptr::null::<KernelSigaction>(),
             &mut old as *mut KernelSigaction,
-            std::mem::size_of::<u64>(),
+            core::mem::size_of::<u64>(),
         )
     };
     rc == 0 && old.handler == libc::SIG_IGN

@@ -15,19 +15,17 @@
 //! an empty signal mask and the default disposition for every signal.
 //! Nothing of ours runs in the child.
 
-use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use alloc::ffi::CString;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::ffi::{CStr, c_int};
+use core::fmt;
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::libc;
-use nix::unistd::Pid;
-
+use crate::path;
 use crate::signals;
+use crate::sys::{self, Fd, Pid};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug)]
 pub enum SpawnError {
@@ -35,10 +33,7 @@ pub enum SpawnError {
     IsDirectory(String),
     NotExecutable(String),
     NoPermission(String),
-    Os {
-        command: String,
-        error: std::io::Error,
-    },
+    Os { command: String, error: sys::Error },
 }
 
 impl SpawnError {
@@ -46,15 +41,18 @@ impl SpawnError {
     pub fn shell_status(&self) -> u8 {
         match self {
             SpawnError::NotFound(_) => 127,
-            SpawnError::Os { error, .. } if error.raw_os_error() == Some(libc::ENOENT) => 127,
+            SpawnError::Os {
+                error: sys::Error::Os(libc::ENOENT),
+                ..
+            } => 127,
             _ => 126,
         }
     }
 }
 
-impl std::fmt::Display for SpawnError {
+impl fmt::Display for SpawnError {
     /// supervisord's wording, after `spawnerr: `.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpawnError::NotFound(c) => write!(f, "can't find command '{c}'"),
             SpawnError::IsDirectory(c) => write!(f, "command at '{c}' is a directory"),
@@ -71,8 +69,8 @@ impl std::fmt::Display for SpawnError {
 pub struct Spawned {
     pub pid: Pid,
     /// Non-blocking read ends of the child's stdout and stderr (programs only).
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
+    pub stdout: Option<Fd>,
+    pub stderr: Option<Fd>,
 }
 
 /// How the child is set apart from init.
@@ -86,48 +84,36 @@ pub enum Isolation {
 }
 
 pub fn spawn(
-    argv: &[OsString],
-    cwd: Option<&Path>,
+    argv: &[CString],
+    cwd: Option<&CStr>,
     isolation: Isolation,
 ) -> Result<Spawned, SpawnError> {
     let Some(arg0) = argv.first() else {
         return Err(SpawnError::NotFound(String::new()));
     };
-    let path = resolve(arg0, cwd)?;
-    let command = arg0.to_string_lossy().into_owned();
-    let fail = |error: std::io::Error| SpawnError::Os {
+    let path = resolve(arg0.to_bytes(), cwd.map(CStr::to_bytes))?;
+    let command = path::display(arg0.to_bytes()).into_owned();
+    let fail = |error: sys::Error| SpawnError::Os {
         command: command.clone(),
         error,
     };
-    let c_path = c_string(path.as_os_str()).map_err(fail)?;
-    let c_args = argv
-        .iter()
-        .map(|a| c_string(a))
-        .collect::<std::io::Result<Vec<CString>>>()
-        .map_err(fail)?;
-    let mut arg_ptrs: Vec<*mut libc::c_char> =
-        c_args.iter().map(|a| a.as_ptr().cast_mut()).collect();
-    arg_ptrs.push(std::ptr::null_mut());
-    let c_dir = cwd
-        .map(|dir| c_string(dir.as_os_str()))
-        .transpose()
-        .map_err(fail)?;
+    let mut arg_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    arg_ptrs.push(core::ptr::null_mut());
 
     let mut actions = FileActions::new().map_err(fail)?;
     let mut attr = Attributes::new().map_err(fail)?;
     // Kept open until the child has them as 0, 1 and 2.
-    let mut child_ends: Vec<OwnedFd> = Vec::new();
-    let mut read_ends: Vec<OwnedFd> = Vec::new();
+    let mut child_ends: Vec<Fd> = Vec::new();
+    let mut read_ends: Vec<Fd> = Vec::new();
     let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
     match isolation {
         Isolation::Program => {
-            flags |= libc::c_int::from(libc::POSIX_SPAWN_SETSID);
+            flags |= c_int::from(libc::POSIX_SPAWN_SETSID);
             let input = empty_input().map_err(fail)?;
             actions.dup2(&input, 0).map_err(fail)?;
             child_ends.push(input);
             for target in [1, 2] {
-                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                    .map_err(|e| fail(std::io::Error::from(e)))?;
+                let (read, write) = sys::pipe().map_err(fail)?;
                 actions.dup2(&write, target).map_err(fail)?;
                 child_ends.push(write);
                 read_ends.push(read);
@@ -144,7 +130,7 @@ pub fn spawn(
             }
         }
     }
-    if let Some(dir) = &c_dir {
+    if let Some(dir) = cwd {
         actions.chdir(dir).map_err(fail)?;
     }
     attr.set(flags).map_err(fail)?;
@@ -157,7 +143,7 @@ pub fn spawn(
     let rc = unsafe {
         libc::posix_spawn(
             &mut pid,
-            c_path.as_ptr(),
+            path.as_ptr(),
             actions.as_ptr(),
             attr.as_ptr(),
             arg_ptrs.as_ptr(),
@@ -166,11 +152,11 @@ pub fn spawn(
     };
     drop(child_ends);
     if rc != 0 {
-        return Err(fail(std::io::Error::from_raw_os_error(rc)));
+        return Err(fail(sys::Error::Os(rc)));
     }
     for fd in &read_ends {
         // Without O_NONBLOCK one quiet program could stall the loop.
-        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        let _ = sys::set_nonblocking(fd.raw());
     }
     let mut read_ends = read_ends.into_iter();
     Ok(Spawned {
@@ -184,16 +170,10 @@ unsafe extern "C" {
     static environ: *const *mut libc::c_char;
 }
 
-fn c_string(text: &OsStr) -> std::io::Result<CString> {
-    CString::new(text.as_bytes()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "a word holds a NUL byte")
-    })
-}
-
-fn check_rc(rc: libc::c_int) -> std::io::Result<()> {
+fn check_rc(rc: c_int) -> sys::Result<()> {
     match rc {
         0 => Ok(()),
-        e => Err(std::io::Error::from_raw_os_error(e)),
+        e => Err(sys::Error::Os(e)),
     }
 }
 
@@ -201,27 +181,25 @@ fn check_rc(rc: libc::c_int) -> std::io::Result<()> {
 struct FileActions(libc::posix_spawn_file_actions_t);
 
 impl FileActions {
-    fn new() -> std::io::Result<FileActions> {
+    fn new() -> sys::Result<FileActions> {
         // SAFETY: the struct is plain data; init fills it in.
-        let mut actions = FileActions(unsafe { std::mem::zeroed() });
+        let mut actions = FileActions(unsafe { core::mem::zeroed() });
         // SAFETY: a valid pointer to our own struct.
         check_rc(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) })?;
         Ok(actions)
     }
 
-    fn dup2(&mut self, fd: &OwnedFd, target: libc::c_int) -> std::io::Result<()> {
+    fn dup2(&mut self, fd: &Fd, target: c_int) -> sys::Result<()> {
         // SAFETY: initialised actions; dup2 clears close-on-exec on target.
-        check_rc(unsafe {
-            libc::posix_spawn_file_actions_adddup2(&mut self.0, fd.as_raw_fd(), target)
-        })
+        check_rc(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, fd.raw(), target) })
     }
 
-    fn tcsetpgrp(&mut self, fd: libc::c_int) -> std::io::Result<()> {
+    fn tcsetpgrp(&mut self, fd: c_int) -> sys::Result<()> {
         // SAFETY: initialised actions.
         check_rc(unsafe { libc::posix_spawn_file_actions_addtcsetpgrp_np(&mut self.0, fd) })
     }
 
-    fn chdir(&mut self, dir: &CString) -> std::io::Result<()> {
+    fn chdir(&mut self, dir: &CStr) -> sys::Result<()> {
         // SAFETY: initialised actions; glibc copies the path.
         check_rc(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut self.0, dir.as_ptr()) })
     }
@@ -242,9 +220,9 @@ impl Drop for FileActions {
 struct Attributes(libc::posix_spawnattr_t);
 
 impl Attributes {
-    fn new() -> std::io::Result<Attributes> {
+    fn new() -> sys::Result<Attributes> {
         // SAFETY: the struct is plain data; init fills it in.
-        let mut attr = Attributes(unsafe { std::mem::zeroed() });
+        let mut attr = Attributes(unsafe { core::mem::zeroed() });
         // SAFETY: a valid pointer to our own struct.
         check_rc(unsafe { libc::posix_spawnattr_init(&mut attr.0) })?;
         Ok(attr)
@@ -252,11 +230,11 @@ impl Attributes {
 
     /// `flags`, an empty mask, process group 0 (the child's own pid, used
     /// with SETPGROUP), and the default disposition for every signal.
-    fn set(&mut self, flags: libc::c_int) -> std::io::Result<()> {
+    fn set(&mut self, flags: c_int) -> sys::Result<()> {
         // SAFETY: a plain sigset operation on a local, then setters on an
         // initialised attribute object, which copies what it is given.
         unsafe {
-            let mut empty: libc::sigset_t = std::mem::zeroed();
+            let mut empty: libc::sigset_t = core::mem::zeroed();
             libc::sigemptyset(&mut empty);
             check_rc(libc::posix_spawnattr_setsigmask(&mut self.0, &empty))?;
             check_rc(libc::posix_spawnattr_setsigdefault(
@@ -264,8 +242,7 @@ impl Attributes {
                 &signals::every_signal(),
             ))?;
             check_rc(libc::posix_spawnattr_setpgroup(&mut self.0, 0))?;
-            let flags = libc::c_short::try_from(flags)
-                .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            let flags = libc::c_short::try_from(flags).map_err(|_| sys::Error::Os(libc::EINVAL))?;
             check_rc(libc::posix_spawnattr_setflags(&mut self.0, flags))
         }
     }
@@ -285,11 +262,11 @@ impl Drop for Attributes {
 /// Standard input for a program: /dev/null, or where there is none (a
 /// bare root with no /dev) a pipe with no writer, which reads the same:
 /// end of file at once.
-fn empty_input() -> std::io::Result<OwnedFd> {
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        return Ok(OwnedFd::from(null));
+fn empty_input() -> sys::Result<Fd> {
+    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
+        return Ok(null);
     }
-    let (read, _write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (read, _write) = sys::pipe()?;
     Ok(read)
 }
 
@@ -310,11 +287,12 @@ pub fn keep_inherited_fds_from_children() {
         return;
     }
     // Kernels before 5.11: walk the table.
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+    let Ok(names) = sys::list_dir(c"/proc/self/fd") else {
         return;
     };
-    let fds: Vec<i32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    let fds: Vec<c_int> = names
+        .iter()
+        .filter_map(|n| core::str::from_utf8(n).ok()?.parse().ok())
         .filter(|&fd| fd > 2)
         .collect();
     for fd in fds {
@@ -327,28 +305,27 @@ pub fn keep_inherited_fds_from_children() {
 /// be run. A name with a `/` is a path (relative to `cwd`); a bare name is
 /// looked up in `$PATH`, where the first executable file wins and, failing
 /// that, the first file that exists is reported.
-pub fn resolve(command: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, SpawnError> {
-    let text = command.to_string_lossy().into_owned();
+pub fn resolve(command: &[u8], cwd: Option<&[u8]>) -> Result<CString, SpawnError> {
+    let text = path::display(command).into_owned();
     if command.is_empty() {
         return Err(SpawnError::NotFound(text));
     }
-    if command.as_bytes().contains(&b'/') {
+    if command.contains(&b'/') {
         let path = match cwd {
-            Some(dir) => dir.join(command),
-            None => PathBuf::from(command),
+            Some(dir) => path::join(dir, command),
+            None => command.to_vec(),
         };
+        let path = sys::cstring(&path).map_err(|_| SpawnError::NotFound(text.clone()))?;
         return check(&path, &text).map(|()| path);
     }
-    let search = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-    let mut first_existing: Option<PathBuf> = None;
-    for dir in search.as_bytes().split(|&b| b == b':') {
-        let dir = if dir.is_empty() {
-            Path::new(".")
-        } else {
-            Path::new(OsStr::from_bytes(dir))
+    let search = sys::getenv(c"PATH").unwrap_or(DEFAULT_PATH);
+    let mut first_existing: Option<CString> = None;
+    for dir in search.split(|&b| b == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let Ok(candidate) = sys::cstring(&path::join(dir, command)) else {
+            continue;
         };
-        let candidate = dir.join(command);
-        if candidate.metadata().is_err() {
+        if !sys::exists(&candidate) {
             continue;
         }
         if check(&candidate, &text).is_ok() {
@@ -362,10 +339,10 @@ pub fn resolve(command: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, SpawnErro
     }
 }
 
-fn check(path: &Path, text: &str) -> Result<(), SpawnError> {
-    let meta = match path.metadata() {
+fn check(path: &CStr, text: &str) -> Result<(), SpawnError> {
+    let meta = match sys::stat(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(sys::Error::Os(libc::EACCES)) => {
             return Err(SpawnError::NoPermission(text.to_string()));
         }
         Err(_) => return Err(SpawnError::NotFound(text.to_string())),
@@ -373,10 +350,10 @@ fn check(path: &Path, text: &str) -> Result<(), SpawnError> {
     if meta.is_dir() {
         return Err(SpawnError::IsDirectory(text.to_string()));
     }
-    if meta.permissions().mode() & 0o111 == 0 {
+    if meta.mode & 0o111 == 0 {
         return Err(SpawnError::NotExecutable(text.to_string()));
     }
-    if nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_err() {
+    if !sys::access(path, libc::X_OK) {
         return Err(SpawnError::NoPermission(text.to_string()));
     }
     Ok(())
@@ -388,36 +365,37 @@ mod tests {
 
     #[test]
     fn resolves_bare_names_in_path() {
-        let path = resolve(OsStr::new("sh"), None).unwrap();
-        assert!(path.is_absolute() && path.ends_with("sh"));
+        let path = resolve(b"sh", None).unwrap();
+        assert!(path.to_bytes().starts_with(b"/") && path.to_bytes().ends_with(b"/sh"));
     }
 
     #[test]
     fn explains_why_a_command_cannot_run() {
-        let e = resolve(OsStr::new("no-such-command-here"), None).unwrap_err();
+        let e = resolve(b"no-such-command-here", None).unwrap_err();
         assert_eq!(e.to_string(), "can't find command 'no-such-command-here'");
         assert_eq!(e.shell_status(), 127);
-        let e = resolve(OsStr::new("/tmp"), None).unwrap_err();
+        let e = resolve(b"/tmp", None).unwrap_err();
         assert_eq!(e.to_string(), "command at '/tmp' is a directory");
         assert_eq!(e.shell_status(), 126);
         let file = std::env::temp_dir().join(format!("cocalc-init-noexec-{}", std::process::id()));
         std::fs::write(&file, "").unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = resolve(file.as_os_str(), None).unwrap_err();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let e = resolve(file.to_str().unwrap().as_bytes(), None).unwrap_err();
         std::fs::remove_file(&file).unwrap();
         assert_eq!(
             e.to_string(),
             format!("command at '{}' is not executable", file.display())
         );
-        let e = resolve(OsStr::new("./nope"), Some(Path::new("/"))).unwrap_err();
+        let e = resolve(b"./nope", Some(b"/")).unwrap_err();
         assert_eq!(e.to_string(), "can't find command './nope'");
     }
 
     #[test]
     fn relative_paths_resolve_against_the_working_directory() {
         assert_eq!(
-            resolve(OsStr::new("bin/sh"), Some(Path::new("/usr"))).unwrap(),
-            Path::new("/usr/bin/sh")
+            resolve(b"bin/sh", Some(b"/usr")).unwrap().as_c_str(),
+            c"/usr/bin/sh"
         );
     }
 }

@@ -1,6 +1,8 @@
 //! How a process ended, as data. Turned into a shell-style number
 //! (128+N for a signal) only at the edge, when init exits.
 
+use core::fmt;
+
 use crate::signals::signal_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,12 +14,12 @@ pub enum ExitKind {
 impl ExitKind {
     /// From a raw `waitpid` status word; `None` for stop/continue reports.
     pub fn from_wait_status(status: i32) -> Option<ExitKind> {
-        if nix::libc::WIFEXITED(status) {
+        if libc::WIFEXITED(status) {
             Some(ExitKind::Code(
-                u8::try_from(nix::libc::WEXITSTATUS(status) & 0xff).unwrap_or(255),
+                u8::try_from(libc::WEXITSTATUS(status) & 0xff).unwrap_or(255),
             ))
-        } else if nix::libc::WIFSIGNALED(status) {
-            Some(ExitKind::Signal(nix::libc::WTERMSIG(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ExitKind::Signal(libc::WTERMSIG(status)))
         } else {
             None
         }
@@ -32,9 +34,9 @@ impl ExitKind {
     }
 }
 
-impl std::fmt::Display for ExitKind {
+impl fmt::Display for ExitKind {
     /// supervisord's words: `exit status 1` / `terminated by SIGSEGV`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitKind::Code(code) => write!(f, "exit status {code}"),
             ExitKind::Signal(sig) => write!(f, "terminated by {}", signal_name(*sig)),

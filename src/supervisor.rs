@@ -9,21 +9,23 @@
 //! grace running) → `Killing` (SIGKILL sent, until no child is left) →
 //! the loop ends and `run` returns init's exit status.
 
-use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
-
-use nix::libc;
-use nix::unistd::Pid;
+use alloc::ffi::CString;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
 use crate::logfile::{Level, Logger, Stream, write_stderr};
 use crate::messages;
 use crate::output::LineBuffer;
+use crate::path;
 use crate::program::{Exit, Program};
 use crate::signals::{self, Action, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
+use crate::sys::{self, Fd, Pid};
+use crate::time::Instant;
 
 mod shutdown;
 
@@ -50,7 +52,7 @@ struct Pipe {
     name: String,
     program: usize,
     stream: Stream,
-    fd: OwnedFd,
+    fd: Fd,
     lines: LineBuffer,
 }
 
@@ -73,7 +75,7 @@ pub struct Supervisor {
     signals: Signals,
     programs: Vec<Program>,
     main: Option<MainCommand>,
-    main_argv: Option<Vec<OsString>>,
+    main_argv: Option<Vec<Vec<u8>>>,
     pipes: Vec<Pipe>,
     phase: Phase,
     me: Pid,
@@ -100,33 +102,32 @@ impl Supervisor {
         let me = Pid::this();
         let now = Instant::now();
         // Looked up once, and only when there is an init script to run.
-        let mut shell: Option<OsString> = None;
+        let mut shell: Option<CString> = None;
         let mut log = log;
         let mut programs = Vec::new();
         for spec in config.programs {
             match spec.kind {
                 ProgramKind::Command(words) => {
-                    let argv = words.into_iter().map(OsString::from).collect();
+                    // Words from the command line hold no NUL byte.
+                    let argv = words
+                        .iter()
+                        .filter_map(|w| sys::cstring(w.as_bytes()).ok())
+                        .collect();
                     programs.push(Program::new(spec.name, argv, None, now));
                 }
-                ProgramKind::InitScript(path) => {
-                    if !path.exists() {
-                        log.info(&messages::skipped(&path));
+                ProgramKind::InitScript(script) => {
+                    let c_script = sys::cstring(&script).ok().filter(|c| sys::exists(c));
+                    let Some(c_script) = c_script else {
+                        log.info(&messages::skipped(&script));
                         continue;
-                    }
+                    };
                     let shell = shell
-                        .get_or_insert_with(|| match spawn::resolve("bash".as_ref(), None) {
-                            Ok(path) => path.into_os_string(),
-                            Err(_) => OsString::from("sh"),
+                        .get_or_insert_with(|| {
+                            spawn::resolve(b"bash", None).unwrap_or_else(|_| c"sh".into())
                         })
                         .clone();
-                    let cwd = path.parent().map(|p| p.to_path_buf());
-                    programs.push(Program::new(
-                        spec.name,
-                        vec![shell, path.into_os_string()],
-                        cwd,
-                        now,
-                    ));
+                    let cwd = path::parent(&script).and_then(|p| sys::cstring(p).ok());
+                    programs.push(Program::new(spec.name, vec![shell, c_script], cwd, now));
                 }
             }
         }
@@ -157,7 +158,7 @@ impl Supervisor {
             // that we can reap them and reach them at shutdown.
             // SAFETY: prctl with integer arguments.
             if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-                let e = std::io::Error::last_os_error();
+                let e = sys::Error::last();
                 self.log.line(
                     Level::Error,
                     &messages::runtime_error("cannot become a child subreaper", &e),
@@ -238,7 +239,9 @@ impl Supervisor {
 
     /// Starts the main command, if any. `Some(status)` when it cannot run.
     fn start_main(&mut self) -> Option<u8> {
-        let argv = self.main_argv.take()?;
+        let words = self.main_argv.take()?;
+        // Words from the command line hold no NUL byte.
+        let argv: Vec<CString> = words.iter().filter_map(|w| sys::cstring(w).ok()).collect();
         match spawn::spawn(&argv, None, Isolation::Main) {
             Ok(child) => {
                 self.log.info(&messages::spawned(MAIN_NAME, child.pid));
@@ -367,13 +370,13 @@ impl Supervisor {
     fn wait(&mut self, timeout: Option<Duration>) {
         self.pollfds.clear();
         self.pollfds.push(libc::pollfd {
-            fd: self.signals.as_fd().as_raw_fd(),
+            fd: self.signals.raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         });
         for pipe in &self.pipes {
             self.pollfds.push(libc::pollfd {
-                fd: pipe.fd.as_raw_fd(),
+                fd: pipe.fd.raw(),
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -391,12 +394,13 @@ impl Supervisor {
             for fd in &mut self.pollfds {
                 fd.revents = 0;
             }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
+            let e = sys::Error::last();
+            if e != sys::Error::Os(libc::EINTR) {
                 self.log
                     .line(Level::Error, &messages::runtime_error("poll", &e));
-                // Do not spin on a persistent failure.
-                std::thread::sleep(Duration::from_millis(100));
+                // Do not spin on a persistent failure: sleep 100 ms.
+                // SAFETY: poll on no fds is a plain sleep.
+                unsafe { libc::poll(core::ptr::null_mut(), 0, 100) };
             }
         }
     }
@@ -422,8 +426,8 @@ impl Supervisor {
                 self.have_children = true;
                 break;
             }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
+            let e = sys::Error::last();
+            match e.errno() {
                 Some(libc::EINTR) => continue,
                 Some(libc::ECHILD) => self.have_children = false,
                 _ => self
@@ -534,33 +538,21 @@ fn kill_group(pgid: Pid, sig: i32) {
 /// Reads up to `reads` chunks from a pipe, logging complete lines.
 fn read_pipe(pipe: &mut Pipe, buf: &mut Vec<u8>, log: &mut Logger, reads: usize) -> PipeRead {
     for _ in 0..reads {
-        buf.clear();
-        // SAFETY: reads into the buffer's spare capacity, and only the
-        // bytes the kernel wrote are then taken as its contents.
-        let n = unsafe { libc::read(pipe.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.capacity()) };
-        match usize::try_from(n) {
+        match sys::read_into_spare(pipe.fd.raw(), buf) {
             Ok(0) => {
                 finish(pipe, log);
                 return PipeRead::Closed;
             }
-            Ok(n) => {
-                // SAFETY: the kernel initialised these n <= capacity bytes.
-                unsafe { buf.set_len(n.min(buf.capacity())) };
+            Ok(_) => {
                 log.tick();
                 let (name, stream) = (&pipe.name, pipe.stream);
                 pipe.lines
                     .feed(buf, &mut |line| log.output(name, stream, line));
             }
+            Err(sys::Error::Os(libc::EAGAIN)) => return PipeRead::Open,
             Err(_) => {
-                let e = std::io::Error::last_os_error();
-                return match e.raw_os_error() {
-                    Some(libc::EAGAIN) => PipeRead::Open,
-                    Some(libc::EINTR) => continue,
-                    _ => {
-                        finish(pipe, log);
-                        PipeRead::Closed
-                    }
-                };
+                finish(pipe, log);
+                return PipeRead::Closed;
             }
         }
     }

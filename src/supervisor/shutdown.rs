@@ -4,16 +4,15 @@
 //! arrive), "waiting for … to die" notices, and after the grace SIGKILL
 //! again and again until no child is left.
 
-use std::time::Instant;
-
-use nix::libc;
-use nix::unistd::Pid;
+use alloc::vec::Vec;
 
 use super::{MAIN_NAME, NOTICE_EVERY, Phase, REKILL_EVERY, Supervisor, kill, kill_group, later};
 use crate::logfile::Level;
 use crate::messages;
 use crate::procs;
 use crate::program::{Program, State};
+use crate::sys::Pid;
+use crate::time::Instant;
 
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, sig: i32, now: Instant) {
@@ -61,9 +60,12 @@ impl Supervisor {
                 continue;
             }
             self.signalled.push(pid);
-            let Ok(pgid) = nix::unistd::getpgid(Some(pid)) else {
+            // SAFETY: getpgid with a plain pid.
+            let pgid = unsafe { libc::getpgid(pid.as_raw()) };
+            if pgid < 0 {
                 continue;
-            };
+            }
+            let pgid = Pid::from_raw(pgid);
             if self.signalled_groups.contains(&pgid) {
                 continue;
             }
