@@ -21,6 +21,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use crate::config::{LogConfig, LogTarget};
+use crate::localtime::{self, Zone};
 use crate::messages;
 use crate::path;
 use crate::sys::{self, Fd};
@@ -108,7 +109,7 @@ impl Logger {
             to_stderr,
             verbose: config.verbose,
             pending: Vec::with_capacity(64 * 1024),
-            clock: Clock::default(),
+            clock: Clock::new(Zone::local()),
         };
         if let Some(sink) = logger.file.as_mut() {
             if let Err(e) = sink.reopen() {
@@ -324,14 +325,22 @@ pub fn write_stderr(mut bytes: &[u8]) {
 const STAMP_LEN: usize = 23;
 
 /// The local-time stamp, with the date and time formatted once a second.
-#[derive(Default)]
 struct Clock {
+    zone: Zone,
     second: i64,
     /// `YYYY-MM-DD HH:MM:SS,mmm`
     text: [u8; STAMP_LEN],
 }
 
 impl Clock {
+    fn new(zone: Zone) -> Clock {
+        Clock {
+            zone,
+            second: 0,
+            text: [0; STAMP_LEN],
+        }
+    }
+
     /// The last reading, or a fresh one if there was none.
     fn last(&mut self) -> &[u8] {
         if self.text[0] == 0 {
@@ -344,18 +353,15 @@ impl Clock {
         let (sec, nsec) = realtime();
         if sec != self.second || self.text[0] == 0 {
             self.second = sec;
-            // SAFETY: tm is plain data; localtime_r fills it in.
-            let mut tm: libc::tm = unsafe { core::mem::zeroed() };
-            let t: libc::time_t = sec;
-            // SAFETY: both pointers are to valid local values.
-            unsafe { libc::localtime_r(&t, &mut tm) };
+            let (year, month, day, hour, minute, second) =
+                localtime::civil(self.zone.to_local(sec));
             let fields = [
-                (i64::from(tm.tm_year) + 1900, 4, b'-'),
-                (i64::from(tm.tm_mon) + 1, 2, b'-'),
-                (i64::from(tm.tm_mday), 2, b' '),
-                (i64::from(tm.tm_hour), 2, b':'),
-                (i64::from(tm.tm_min), 2, b':'),
-                (i64::from(tm.tm_sec), 2, b','),
+                (year, 4, b'-'),
+                (i64::from(month), 2, b'-'),
+                (i64::from(day), 2, b' '),
+                (i64::from(hour), 2, b':'),
+                (i64::from(minute), 2, b':'),
+                (i64::from(second), 2, b','),
             ];
             // By hand rather than format!: this runs once a second in a
             // flood and on every start, where core::fmt costs thousands of

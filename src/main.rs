@@ -18,6 +18,7 @@ extern crate alloc;
 
 mod cli;
 mod config;
+mod localtime;
 mod logfile;
 mod messages;
 mod output;
