@@ -11,6 +11,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::ffi::CStr;
 use core::fmt;
 
 use crate::config::{
@@ -137,23 +138,23 @@ const TABLE: &[(&str, &str, &str, Takes)] = &[
 /// The options before `--`, in command-line order: (index into TABLE,
 /// value). Only the shapes getopts-style tools accept: `-x V`, `-xV`,
 /// clusters of flags (`-qv`, `-qx V`), `--long V`, `--long=V`.
-struct Parsed {
-    given: Vec<(usize, Option<String>)>,
+struct Parsed<'a> {
+    given: Vec<(usize, Option<&'a str>)>,
     /// Arguments that are not options (always an error for init).
-    free: Vec<String>,
+    free: Vec<&'a str>,
 }
 
-impl Parsed {
-    fn read(args: &[String]) -> Result<Parsed, UsageError> {
+impl<'a> Parsed<'a> {
+    fn read(args: &[&'a str]) -> Result<Parsed<'a>, UsageError> {
         let mut parsed = Parsed {
             given: Vec::new(),
             free: Vec::new(),
         };
-        let mut rest = args.iter();
+        let mut rest = args.iter().copied();
         while let Some(arg) = rest.next() {
             if let Some(long) = arg.strip_prefix("--") {
                 let (name, inline) = match long.split_once('=') {
-                    Some((name, value)) => (name, Some(value.to_string())),
+                    Some((name, value)) => (name, Some(value)),
                     None => (long, None),
                 };
                 let Some(index) = TABLE.iter().position(|&(_, l, _, _)| l == name) else {
@@ -166,7 +167,7 @@ impl Parsed {
                     (Takes::Nothing, None) => None,
                     (_, Some(value)) => Some(value),
                     (_, None) => match rest.next() {
-                        Some(value) => Some(value.clone()),
+                        Some(value) => Some(value),
                         None => return Err(usage(format!("option '--{name}' needs a value"))),
                     },
                 };
@@ -187,25 +188,25 @@ impl Parsed {
                     let attached = cluster.get(at + letter.len_utf8()..).unwrap_or("");
                     let value = if attached.is_empty() {
                         match rest.next() {
-                            Some(value) => value.clone(),
+                            Some(value) => value,
                             None => {
                                 return Err(usage(format!("option '-{letter}' needs a value")));
                             }
                         }
                     } else {
-                        attached.to_string()
+                        attached
                     };
                     parsed.add(index, Some(value))?;
                     break;
                 }
             } else {
-                parsed.free.push(arg.clone());
+                parsed.free.push(arg);
             }
         }
         Ok(parsed)
     }
 
-    fn add(&mut self, index: usize, value: Option<String>) -> Result<(), UsageError> {
+    fn add(&mut self, index: usize, value: Option<&'a str>) -> Result<(), UsageError> {
         if takes(index) == Takes::Value && self.given.iter().any(|(i, _)| *i == index) {
             return Err(usage(format!(
                 "option '--{}' is given more than once",
@@ -221,11 +222,11 @@ impl Parsed {
     }
 
     /// The value of a one-value option.
-    fn value(&self, long: &str) -> Option<&str> {
+    fn value(&self, long: &str) -> Option<&'a str> {
         self.given
             .iter()
             .find(|(i, _)| long_name(*i) == long)
-            .and_then(|(_, v)| v.as_deref())
+            .and_then(|(_, v)| *v)
     }
 }
 
@@ -261,7 +262,10 @@ pub fn describe(config: &Config) -> String {
         }
     }
     if let Some(main) = &config.main {
-        let words: Vec<String> = main.iter().map(|w| path::display(w).into_owned()).collect();
+        let words: Vec<String> = main
+            .iter()
+            .map(|w| path::display(w.to_bytes()).into_owned())
+            .collect();
         out.push_str(&format!(
             "main: {}\n",
             quote_words(words.iter().map(String::as_str))
@@ -311,20 +315,20 @@ fn shell_quote(word: &str) -> String {
 
 /// Parses the arguments after the program name. `cwd` makes relative `-i`
 /// and `-l` paths absolute, as they were meant at start.
-pub fn parse(args: &[Vec<u8>], cwd: &[u8]) -> Result<Request, UsageError> {
-    let split_at = args.iter().position(|a| a == b"--");
+pub fn parse(args: &[&'static CStr], cwd: &[u8]) -> Result<Request, UsageError> {
+    let split_at = args.iter().position(|a| a.to_bytes() == b"--");
     let (opts, main) = match split_at {
         Some(at) => (args.get(..at).unwrap_or(&[]), args.get(at + 1..)),
         None => (args, None),
     };
     let mut utf8 = Vec::with_capacity(opts.len());
     for arg in opts {
-        match core::str::from_utf8(arg) {
-            Ok(s) => utf8.push(s.to_string()),
+        match core::str::from_utf8(arg.to_bytes()) {
+            Ok(s) => utf8.push(s),
             Err(_) => {
                 return Err(usage(format!(
                     "option argument '{}' is not valid UTF-8",
-                    path::display(arg)
+                    path::display(arg.to_bytes())
                 )));
             }
         }
@@ -344,7 +348,7 @@ pub fn parse(args: &[Vec<u8>], cwd: &[u8]) -> Result<Request, UsageError> {
 
     let mut programs: Vec<ProgramSpec> = Vec::new();
     for (index, value) in &m.given {
-        let value = value.as_deref().unwrap_or("");
+        let value = value.unwrap_or("");
         let spec = match long_name(*index) {
             PROGRAM => parse_program(value)?,
             INIT_SCRIPT => parse_init_script(value, cwd)?,
@@ -362,7 +366,7 @@ pub fn parse(args: &[Vec<u8>], cwd: &[u8]) -> Result<Request, UsageError> {
     // A trailing `--` with nothing after it is no main command: an image's
     // ENTRYPOINT ends with `--` so that `docker run IMAGE CMD` can add one,
     // and must still work when no CMD is given.
-    let main: Option<Vec<Vec<u8>>> = main
+    let main: Option<Vec<&'static CStr>> = main
         .filter(|words| !words.is_empty())
         .map(|words| words.to_vec());
     match &main {
@@ -451,12 +455,12 @@ fn parse_init_script(value: &str, cwd: &[u8]) -> Result<ProgramSpec, UsageError>
     })
 }
 
-fn seconds(m: &Parsed, name: &str, default: &str) -> Result<Seconds, UsageError> {
+fn seconds(m: &Parsed<'_>, name: &str, default: &str) -> Result<Seconds, UsageError> {
     let text = m.value(name).unwrap_or(default);
     Seconds::parse(text).map_err(|e| usage(format!("--{name}: {e}")))
 }
 
-fn number(m: &Parsed, name: &str, default: u64, max: u64) -> Result<u64, UsageError> {
+fn number(m: &Parsed<'_>, name: &str, default: u64, max: u64) -> Result<u64, UsageError> {
     let Some(text) = m.value(name) else {
         return Ok(default);
     };
@@ -473,8 +477,13 @@ fn number(m: &Parsed, name: &str, default: u64, max: u64) -> Result<u64, UsageEr
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<Vec<u8>> {
-        list.iter().map(|a| a.as_bytes().to_vec()).collect()
+    /// Arguments as main gets them: C strings that live for ever.
+    pub(super) fn leak(bytes: Vec<u8>) -> &'static CStr {
+        Box::leak(alloc::ffi::CString::new(bytes).unwrap().into_boxed_c_str())
+    }
+
+    fn args(list: &[&str]) -> Vec<&'static CStr> {
+        list.iter().map(|a| leak(a.as_bytes().to_vec())).collect()
     }
 
     fn run(list: &[&str]) -> Config {
@@ -682,9 +691,9 @@ mod tests {
 
     #[test]
     fn main_command_keeps_non_utf8_and_dashes() {
-        let raw = vec![0xff, 0xfe];
+        let raw = leak(vec![0xff, 0xfe]);
         let mut a = args(&["-q", "--", "echo", "--", "-x"]);
-        a.push(raw.clone());
+        a.push(raw);
         match parse(&a, b"/") {
             Ok(Request::Run(c)) => {
                 let main = c.main.unwrap();
@@ -831,13 +840,15 @@ mod properties {
         let mut rng = Rng(0x5eed_cafe_f00d_d00d);
         for _ in 0..20_000 {
             let n = rng.below(8);
-            let argv: Vec<Vec<u8>> = (0..n)
+            let argv: Vec<&'static CStr> = (0..n)
                 .map(|_| {
                     let mut a = rng.pick(PIECES).to_string();
                     if rng.below(4) == 0 {
                         a.push_str(rng.pick(PIECES));
                     }
-                    a.into_bytes()
+                    // A NUL cannot be in an argument; the piece "\u{0}"
+                    // stands for an empty one.
+                    tests::leak(a.replace('\u{0}', "").into_bytes())
                 })
                 .collect();
             match parse(&argv, b"/w") {

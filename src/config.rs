@@ -4,6 +4,7 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::ffi::CStr;
 use core::fmt;
 use core::time::Duration;
 
@@ -189,8 +190,9 @@ pub struct Policy {
 pub struct Config {
     /// `-p` and `-i` programs, in command-line order.
     pub programs: Vec<ProgramSpec>,
-    /// The command after `--`, kept as the OS gave it (need not be UTF-8).
-    pub main: Option<Vec<Vec<u8>>>,
+    /// The command after `--`, kept as the OS gave it (need not be UTF-8):
+    /// init's own argv, which lives as long as the process.
+    pub main: Option<Vec<&'static CStr>>,
     pub policy: Policy,
     pub log: LogConfig,
 }

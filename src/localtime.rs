@@ -73,7 +73,12 @@ impl Zone {
 
     /// The zone of this process: `TZ`, else `/etc/localtime`.
     pub fn local() -> Zone {
-        Zone::from_tz(sys::getenv(c"TZ"), sys::getenv(c"TZDIR"))
+        let tz = sys::getenv(c"TZ");
+        // TZDIR only matters for a zone name.
+        let tzdir = tz
+            .filter(|tz| !tz.is_empty())
+            .and_then(|_| sys::getenv(c"TZDIR"));
+        Zone::from_tz(tz, tzdir)
     }
 
     /// The zone a `TZ` value names (`None`: unset), looking up names in

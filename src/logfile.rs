@@ -231,15 +231,20 @@ impl Logger {
 impl FileSink {
     fn reopen(&mut self) -> sys::Result<()> {
         self.file = None;
-        if let Some(parent) = path::parent(&self.path).filter(|p| !p.is_empty()) {
-            sys::create_dir_all(parent, 0o750)?;
-        }
-        let file = sys::open(
-            &sys::cstring(&self.path)?,
-            // Never write through a link someone planted at the log's place.
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o640,
-        )?;
+        let c_path = sys::cstring(&self.path)?;
+        // Never write through a link someone planted at the log's place.
+        let flags =
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let file = match sys::open(&c_path, flags, 0o640) {
+            // The folder is missing (never made, or deleted): make it.
+            Err(sys::Error::Os(libc::ENOENT)) => {
+                if let Some(parent) = path::parent(&self.path).filter(|p| !p.is_empty()) {
+                    sys::create_dir_all(parent, 0o750)?;
+                }
+                sys::open(&c_path, flags, 0o640)?
+            }
+            other => other?,
+        };
         let meta = sys::fstat(file.raw())?;
         if !meta.is_file() {
             return Err(sys::Error::Other("not a regular file"));

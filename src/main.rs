@@ -49,19 +49,21 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     c_int::from(unsafe { run(argc, argv) })
 }
 
-/// The arguments after the program name, as the bytes the OS gave.
+/// The arguments after the program name, as the OS gave them. They are
+/// borrowed, not copied: argv lives as long as the process.
 ///
 /// # Safety
 /// `argv` must hold `argc` valid NUL-terminated strings.
 #[cfg_attr(test, allow(dead_code))]
-unsafe fn args_from(argc: c_int, argv: *const *const c_char) -> Vec<Vec<u8>> {
+unsafe fn args_from(argc: c_int, argv: *const *const c_char) -> Vec<&'static CStr> {
     let count = usize::try_from(argc).unwrap_or(0);
     (1..count)
         .filter_map(|i| {
             // SAFETY: i < argc, so argv[i] is one of the strings.
             let arg = unsafe { *argv.add(i) };
-            // SAFETY: a NUL-terminated string from the C runtime.
-            (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec())
+            // SAFETY: a NUL-terminated string from the C runtime, never
+            // freed or changed.
+            (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) })
         })
         .collect()
 }

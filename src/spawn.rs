@@ -16,7 +16,7 @@
 //! Nothing of ours runs in the child.
 
 use alloc::ffi::CString;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{CStr, c_int};
 use core::fmt;
@@ -83,21 +83,24 @@ pub enum Isolation {
     Main,
 }
 
-pub fn spawn(
-    argv: &[CString],
+pub fn spawn<A: AsRef<CStr>>(
+    argv: &[A],
     cwd: Option<&CStr>,
     isolation: Isolation,
 ) -> Result<Spawned, SpawnError> {
-    let Some(arg0) = argv.first() else {
+    let Some(arg0) = argv.first().map(AsRef::as_ref) else {
         return Err(SpawnError::NotFound(String::new()));
     };
     let path = resolve(arg0.to_bytes(), cwd.map(CStr::to_bytes))?;
-    let command = path::display(arg0.to_bytes()).into_owned();
+    // The command's name is only written out when something failed.
     let fail = |error: sys::Error| SpawnError::Os {
-        command: command.clone(),
+        command: path::display(arg0.to_bytes()).into_owned(),
         error,
     };
-    let mut arg_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    let mut arg_ptrs: Vec<*mut libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ref().as_ptr().cast_mut())
+        .collect();
     arg_ptrs.push(core::ptr::null_mut());
 
     let mut actions = FileActions::new().map_err(fail)?;
@@ -306,17 +309,17 @@ pub fn keep_inherited_fds_from_children() {
 /// looked up in `$PATH`, where the first executable file wins and, failing
 /// that, the first file that exists is reported.
 pub fn resolve(command: &[u8], cwd: Option<&[u8]>) -> Result<CString, SpawnError> {
-    let text = path::display(command).into_owned();
+    let text = || path::display(command).into_owned();
     if command.is_empty() {
-        return Err(SpawnError::NotFound(text));
+        return Err(SpawnError::NotFound(text()));
     }
     if command.contains(&b'/') {
         let path = match cwd {
             Some(dir) => path::join(dir, command),
             None => command.to_vec(),
         };
-        let path = sys::cstring(&path).map_err(|_| SpawnError::NotFound(text.clone()))?;
-        return check(&path, &text).map(|()| path);
+        let path = sys::cstring(&path).map_err(|_| SpawnError::NotFound(text()))?;
+        return check(&path, text).map(|()| path);
     }
     let search = sys::getenv(c"PATH").unwrap_or(DEFAULT_PATH);
     let mut first_existing: Option<CString> = None;
@@ -328,33 +331,34 @@ pub fn resolve(command: &[u8], cwd: Option<&[u8]>) -> Result<CString, SpawnError
         if !sys::exists(&candidate) {
             continue;
         }
-        if check(&candidate, &text).is_ok() {
+        if check(&candidate, text).is_ok() {
             return Ok(candidate);
         }
         first_existing.get_or_insert(candidate);
     }
     match first_existing {
-        Some(path) => check(&path, &text).map(|()| path),
-        None => Err(SpawnError::NotFound(text)),
+        Some(path) => check(&path, text).map(|()| path),
+        None => Err(SpawnError::NotFound(text())),
     }
 }
 
-fn check(path: &CStr, text: &str) -> Result<(), SpawnError> {
+/// Why `path` cannot be run, named by `text()` (made only on failure).
+fn check(path: &CStr, text: impl Fn() -> String) -> Result<(), SpawnError> {
     let meta = match sys::stat(path) {
         Ok(meta) => meta,
         Err(sys::Error::Os(libc::EACCES)) => {
-            return Err(SpawnError::NoPermission(text.to_string()));
+            return Err(SpawnError::NoPermission(text()));
         }
-        Err(_) => return Err(SpawnError::NotFound(text.to_string())),
+        Err(_) => return Err(SpawnError::NotFound(text())),
     };
     if meta.is_dir() {
-        return Err(SpawnError::IsDirectory(text.to_string()));
+        return Err(SpawnError::IsDirectory(text()));
     }
     if meta.mode & 0o111 == 0 {
-        return Err(SpawnError::NotExecutable(text.to_string()));
+        return Err(SpawnError::NotExecutable(text()));
     }
     if !sys::access(path, libc::X_OK) {
-        return Err(SpawnError::NoPermission(text.to_string()));
+        return Err(SpawnError::NoPermission(text()));
     }
     Ok(())
 }

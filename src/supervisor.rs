@@ -13,6 +13,7 @@ use alloc::ffi::CString;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ffi::CStr;
 use core::time::Duration;
 
 use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
@@ -75,7 +76,7 @@ pub struct Supervisor {
     signals: Signals,
     programs: Vec<Program>,
     main: Option<MainCommand>,
-    main_argv: Option<Vec<Vec<u8>>>,
+    main_argv: Option<Vec<&'static CStr>>,
     pipes: Vec<Pipe>,
     phase: Phase,
     me: Pid,
@@ -239,9 +240,7 @@ impl Supervisor {
 
     /// Starts the main command, if any. `Some(status)` when it cannot run.
     fn start_main(&mut self) -> Option<u8> {
-        let words = self.main_argv.take()?;
-        // Words from the command line hold no NUL byte.
-        let argv: Vec<CString> = words.iter().filter_map(|w| sys::cstring(w).ok()).collect();
+        let argv = self.main_argv.take()?;
         match spawn::spawn(&argv, None, Isolation::Main) {
             Ok(child) => {
                 self.log.info(&messages::spawned(MAIN_NAME, child.pid));
