@@ -147,7 +147,7 @@ struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     fn read(args: &[&'a str]) -> Result<Parsed<'a>, UsageError> {
         let mut parsed = Parsed {
-            given: Vec::new(),
+            given: Vec::with_capacity(args.len()),
             free: Vec::new(),
         };
         let mut rest = args.iter().copied();

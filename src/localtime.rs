@@ -11,6 +11,7 @@
 //! zone that cannot be read is UTC, as in glibc.
 
 use alloc::vec::Vec;
+use core::ffi::CStr;
 
 use crate::sys;
 
@@ -85,7 +86,7 @@ impl Zone {
     /// `tzdir` (default /usr/share/zoneinfo).
     pub fn from_tz(tz: Option<&[u8]>, tzdir: Option<&[u8]>) -> Zone {
         let Some(tz) = tz else {
-            return Zone::from_file(b"/etc/localtime").unwrap_or_else(Zone::utc);
+            return Zone::from_file(c"/etc/localtime").unwrap_or_else(Zone::utc);
         };
         if tz.is_empty() {
             return Zone::utc();
@@ -100,7 +101,7 @@ impl Zone {
         // glibc will not open a relative name that climbs out of the folder.
         let climbs = name.first() != Some(&b'/') && name.windows(2).any(|w| w == b"..");
         if !climbs {
-            if let Some(zone) = Zone::from_file(&path) {
+            if let Some(zone) = sys::cstring(&path).ok().and_then(|p| Zone::from_file(&p)) {
                 return zone;
             }
         }
@@ -113,9 +114,8 @@ impl Zone {
         }
     }
 
-    fn from_file(path: &[u8]) -> Option<Zone> {
-        let data = sys::read_file(&sys::cstring(path).ok()?).ok()?;
-        parse_tzif(&data)
+    fn from_file(path: &CStr) -> Option<Zone> {
+        parse_tzif(&sys::read_file(path).ok()?)
     }
 
     /// Local time, in seconds since 1970-01-01 00:00 local, of instant `t`

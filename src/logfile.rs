@@ -108,7 +108,8 @@ impl Logger {
             backups: config.backups,
             to_stderr,
             verbose: config.verbose,
-            pending: Vec::with_capacity(64 * 1024),
+            // Grows to what a flood needs and keeps it (cleared, not freed).
+            pending: Vec::with_capacity(4096),
             clock: Clock::new(Zone::local()),
         };
         if let Some(sink) = logger.file.as_mut() {
@@ -373,13 +374,15 @@ impl Clock {
             // instructions.
             let mut at = 0;
             for (value, width, separator) in fields {
-                for place in (0..width).rev() {
-                    let digit = (value / 10_i64.pow(place)).rem_euclid(10);
-                    if let Some(slot) = self.text.get_mut(at) {
-                        *slot = b'0' + digit as u8;
+                // Right to left; a year past 9999 keeps its last 4 digits.
+                let mut rest = value.rem_euclid(10_000);
+                for i in (0..width).rev() {
+                    if let Some(slot) = self.text.get_mut(at + i) {
+                        *slot = b'0' + (rest % 10) as u8;
                     }
-                    at += 1;
+                    rest /= 10;
                 }
+                at += width;
                 if let Some(slot) = self.text.get_mut(at) {
                     *slot = separator;
                 }

@@ -315,10 +315,10 @@ pub fn resolve(command: &[u8], cwd: Option<&[u8]>) -> Result<CString, SpawnError
     }
     if command.contains(&b'/') {
         let path = match cwd {
-            Some(dir) => path::join(dir, command),
-            None => command.to_vec(),
+            Some(dir) => sys::cstring(&path::join(dir, command)),
+            None => sys::cstring(command),
         };
-        let path = sys::cstring(&path).map_err(|_| SpawnError::NotFound(text()))?;
+        let path = path.map_err(|_| SpawnError::NotFound(text()))?;
         return check(&path, text).map(|()| path);
     }
     let search = sys::getenv(c"PATH").unwrap_or(DEFAULT_PATH);

@@ -105,7 +105,7 @@ impl Supervisor {
         // Looked up once, and only when there is an init script to run.
         let mut shell: Option<CString> = None;
         let mut log = log;
-        let mut programs = Vec::new();
+        let mut programs = Vec::with_capacity(config.programs.len());
         for spec in config.programs {
             match spec.kind {
                 ProgramKind::Command(words) => {
@@ -147,7 +147,8 @@ impl Supervisor {
             signalled_groups: Vec::new(),
             signalled: Vec::new(),
             killed_any: false,
-            buf: Vec::with_capacity(READ_CHUNK),
+            // Taken at the first read: a lone main command has no pipes.
+            buf: Vec::new(),
             pollfds: Vec::new(),
         }
     }
@@ -536,6 +537,9 @@ fn kill_group(pgid: Pid, sig: i32) {
 
 /// Reads up to `reads` chunks from a pipe, logging complete lines.
 fn read_pipe(pipe: &mut Pipe, buf: &mut Vec<u8>, log: &mut Logger, reads: usize) -> PipeRead {
+    if buf.capacity() < READ_CHUNK {
+        buf.reserve_exact(READ_CHUNK);
+    }
     for _ in 0..reads {
         match sys::read_into_spare(pipe.fd.raw(), buf) {
             Ok(0) => {
