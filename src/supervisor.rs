@@ -22,7 +22,7 @@ use crate::messages;
 use crate::output::LineBuffer;
 use crate::path;
 use crate::program::{Exit, Program};
-use crate::signals::{self, Action, Signals};
+use crate::signals::{self, Action, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::sys::{self, Fd, Pid};
@@ -91,6 +91,8 @@ pub struct Supervisor {
     /// The read buffer for pipes (capacity only: never zero-filled).
     buf: Vec<u8>,
     pollfds: Vec<libc::pollfd>,
+    /// Signals read in one turn (capacity only between turns).
+    received: Vec<Received>,
 }
 
 enum PipeRead {
@@ -150,6 +152,7 @@ impl Supervisor {
             // Taken at the first read: a lone main command has no pipes.
             buf: Vec::new(),
             pollfds: Vec::new(),
+            received: Vec::new(),
         }
     }
 
@@ -185,7 +188,9 @@ impl Supervisor {
             let now = Instant::now();
             let mut reap = false;
             if self.is_ready(0) {
-                while let Some(received) = self.signals.read() {
+                let mut pending = core::mem::take(&mut self.received);
+                self.signals.read_pending(&mut pending);
+                for received in pending.drain(..) {
                     if received.sender == self.me.as_raw() {
                         // Raised by our own write (a closed stderr gives
                         // SIGPIPE): not to be passed on to the programs.
@@ -200,6 +205,8 @@ impl Supervisor {
                         Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
                     }
                 }
+                // Kept, empty, for its capacity: the loop allocates nothing.
+                self.received = pending;
             }
             // Pipes are read once each per turn, in order, then removed at EOF.
             let mut closed = Vec::new();
