@@ -24,6 +24,8 @@ fn dirty(mode: Mode, tag: &str) -> Builder {
         c.pre_exec(|| {
             nix::libc::signal(nix::libc::SIGTERM, nix::libc::SIG_IGN);
             nix::libc::signal(nix::libc::SIGHUP, nix::libc::SIG_IGN);
+            // Ignored, the kernel would reap init's children for it.
+            nix::libc::signal(nix::libc::SIGCHLD, nix::libc::SIG_IGN);
             let mut all: nix::libc::sigset_t = std::mem::zeroed();
             nix::libc::sigfillset(&mut all);
             nix::libc::sigprocmask(nix::libc::SIG_SETMASK, &all, std::ptr::null_mut());
@@ -100,7 +102,10 @@ fn programs_start_clean_even_from_a_dirty_parent() {
 #[test]
 fn the_main_command_starts_clean_in_its_own_group() {
     for mode in MODES {
-        let mut init = dirty(mode, "clean-main").main(&["sleep", "30"]).start();
+        let mut init = dirty(mode, "clean-main")
+            .args(&["-v"])
+            .main(&["sleep", "30"])
+            .start();
         init.wait_log("spawned: 'main'");
         let pid = host_pid_of(&init, "main");
         assert_eq!(status_field(pid, "SigBlk").unwrap(), "0000000000000000");
@@ -108,8 +113,11 @@ fn the_main_command_starts_clean_in_its_own_group() {
         assert_eq!(fds_of(pid), [0, 1, 2]);
         let st = stat_of(pid).unwrap();
         assert_eq!(st.pgrp, st.pid, "the main command leads its own group");
-        init.signal(Signal::SIGTERM);
-        assert_eq!(init.exit_code(secs(10.0)), 143);
+        // SIGHUP was ignored by the parent, yet init still receives it and
+        // passes it on: sleep dies of it, and init exits with its status.
+        init.signal(Signal::SIGHUP);
+        init.wait_log("forwarded SIGHUP to main");
+        assert_eq!(init.exit_code(secs(10.0)), 129);
     }
 }
 
