@@ -142,8 +142,10 @@ impl Zone {
             // The first standard-time type, else the first type.
             self.types.iter().position(|&(_, dst)| !dst).unwrap_or(0)
         } else {
+            // At least one transition is at or before t here.
             let after = self.transitions.partition_point(|&at| at <= t);
-            usize::from(self.kinds.get(after - 1).copied().unwrap_or(0))
+            let kind = after.checked_sub(1).and_then(|i| self.kinds.get(i));
+            usize::from(kind.copied().unwrap_or(0))
         };
         self.types.get(kind).map_or(0, |&(off, _)| off)
     }
