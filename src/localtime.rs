@@ -382,9 +382,9 @@ fn parse_rule(text: &[u8]) -> Option<Rule> {
         // No rule given: the US one, as glibc's default rules file says.
         ((Date::Month(3, 2, 0), 7200), (Date::Month(11, 1, 0), 7200))
     } else {
-        p.expect(b',')?;
+        p.eat(b',')?;
         let start = p.change()?;
-        p.expect(b',')?;
+        p.eat(b',')?;
         let end = p.change()?;
         (start, end)
     };
@@ -405,7 +405,7 @@ impl Parser<'_> {
         self.0 = self.0.get(1..).unwrap_or(&[]);
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.bump())
     }
 
@@ -491,9 +491,9 @@ impl Parser<'_> {
             b'M' => {
                 self.bump();
                 let m = u8::try_from(self.number()?).ok()?;
-                self.expect(b'.')?;
+                self.eat(b'.')?;
                 let w = u8::try_from(self.number()?).ok()?;
-                self.expect(b'.')?;
+                self.eat(b'.')?;
                 let d = u8::try_from(self.number()?).ok()?;
                 let valid = (1..=12).contains(&m) && (1..=5).contains(&w) && d <= 6;
                 valid.then_some(Date::Month(m, w, d))?

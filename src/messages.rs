@@ -57,12 +57,12 @@ fn concat(pieces: &[Piece<'_>]) -> String {
     out
 }
 
-/// `exit status 1` / `terminated by SIGSEGV`, as [`ExitKind`]'s Display
-/// says it, for [`concat`].
+/// How a process ended, for [`concat`]: [`ExitKind::lead`] and the code,
+/// or the lead and the signal's name (returned, for the pieces to borrow).
 fn how_words(how: ExitKind) -> (&'static str, Piece<'static>, String) {
     match how {
-        ExitKind::Code(code) => ("exit status ", Number(i64::from(code)), String::new()),
-        ExitKind::Signal(sig) => ("terminated by ", Text(""), signal_name(sig)),
+        ExitKind::Code(code) => (how.lead(), Number(i64::from(code)), String::new()),
+        ExitKind::Signal(sig) => (how.lead(), Text(""), signal_name(sig)),
     }
 }
 

@@ -34,12 +34,23 @@ impl ExitKind {
     }
 }
 
-impl fmt::Display for ExitKind {
-    /// supervisord's words: `exit status 1` / `terminated by SIGSEGV`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ExitKind {
+    /// The words before the code or the signal's name, in supervisord's
+    /// `exit status 1` / `terminated by SIGSEGV`.
+    pub fn lead(self) -> &'static str {
         match self {
-            ExitKind::Code(code) => write!(f, "exit status {code}"),
-            ExitKind::Signal(sig) => write!(f, "terminated by {}", signal_name(*sig)),
+            ExitKind::Code(_) => "exit status ",
+            ExitKind::Signal(_) => "terminated by ",
+        }
+    }
+}
+
+impl fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.lead())?;
+        match self {
+            ExitKind::Code(code) => write!(f, "{code}"),
+            ExitKind::Signal(sig) => f.write_str(&signal_name(*sig)),
         }
     }
 }
