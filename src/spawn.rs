@@ -1,7 +1,7 @@
 //! Starting one child, clean: its own session (a program) or process group
 //! (the main command), an empty signal mask and default dispositions, and
 //! no file descriptor but 0, 1, 2 — every fd init holds is close-on-exec
-//! (see `main::keep_inherited_fds_from_children`).
+//! (see `keep_inherited_fds_from_children`).
 //!
 //! The command is resolved here, before the child exists, so that a failure
 //! can be told in supervisord's words (`can't find command`, `is a
