@@ -68,7 +68,12 @@ impl Stream {
 struct FileSink {
     /// Absolute.
     path: Vec<u8>,
+    /// The same, for system calls.
+    c_path: CString,
     file: Option<Fd>,
+    /// Device and inode of the open file, to notice when the path stops
+    /// naming it.
+    id: (u64, u64),
     /// Bytes in the current file, as far as we know.
     size: u64,
     /// The failure has been told on stderr and not yet cleared.
@@ -95,7 +100,11 @@ impl Logger {
             LogTarget::File(path) => (
                 Some(FileSink {
                     path: path.clone(),
+                    // From argv or getcwd, so without a NUL byte; were one
+                    // there, the empty path would fail to open, and say so.
+                    c_path: sys::cstring(path).unwrap_or_default(),
                     file: None,
+                    id: (0, 0),
                     size: 0,
                     failing: false,
                 }),
@@ -232,17 +241,17 @@ impl Logger {
 impl FileSink {
     fn reopen(&mut self) -> sys::Result<()> {
         self.file = None;
-        let c_path = sys::cstring(&self.path)?;
+        let c_path = &self.c_path;
         // Never write through a link someone planted at the log's place.
         let flags =
             libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let file = match sys::open(&c_path, flags, 0o640) {
+        let file = match sys::open(c_path, flags, 0o640) {
             // The folder is missing (never made, or deleted): make it.
             Err(sys::Error::Os(libc::ENOENT)) => {
                 if let Some(parent) = path::parent(&self.path).filter(|p| !p.is_empty()) {
                     sys::create_dir_all(parent, 0o750)?;
                 }
-                sys::open(&c_path, flags, 0o640)?
+                sys::open(c_path, flags, 0o640)?
             }
             other => other?,
         };
@@ -251,17 +260,19 @@ impl FileSink {
             return Err(sys::Error::Other("not a regular file"));
         }
         self.size = meta.size;
+        self.id = meta.id;
         self.file = Some(file);
         Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> sys::Result<()> {
-        // A file deleted under us would swallow every line: notice, reopen.
-        let gone = match self.file.as_ref() {
-            Some(f) => sys::fstat(f.raw()).map(|m| m.nlink == 0).unwrap_or(true),
-            None => true,
-        };
-        if gone {
+        // The path may no longer name the open file: deleted (every line
+        // would be lost) or renamed away by an outside logrotate (they would
+        // go on into the old file). Either way, open the path anew. lstat,
+        // as the file is opened with O_NOFOLLOW.
+        let moved =
+            self.file.is_none() || sys::lstat(&self.c_path).map_or(true, |m| m.id != self.id);
+        if moved {
             self.reopen()?;
         }
         let Some(file) = self.file.as_ref() else {
@@ -292,7 +303,7 @@ impl FileSink {
                 sys::rename(&from, &numbered(&self.path, k + 1)?)?;
             }
         }
-        sys::rename(&sys::cstring(&self.path)?, &numbered(&self.path, 1)?)?;
+        sys::rename(&self.c_path, &numbered(&self.path, 1)?)?;
         self.reopen()
     }
 

@@ -163,7 +163,8 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) -> Result<()> {
 pub struct Stat {
     pub mode: u32,
     pub size: u64,
-    pub nlink: u64,
+    /// Device and inode: which file this is.
+    pub id: (u64, u64),
 }
 
 impl Stat {
@@ -171,7 +172,7 @@ impl Stat {
         Stat {
             mode: st.st_mode,
             size: u64::try_from(st.st_size).unwrap_or(0),
-            nlink: st.st_nlink,
+            id: (st.st_dev, st.st_ino),
         }
     }
 
@@ -198,6 +199,15 @@ pub fn stat(path: &CStr) -> Result<Stat> {
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: a NUL-terminated path and a valid pointer to a local stat.
     retry(|| unsafe { libc::stat(path.as_ptr(), &mut st) as isize })?;
+    Ok(Stat::from(&st))
+}
+
+/// `lstat(2)`: a symbolic link is itself, not what it points to.
+pub fn lstat(path: &CStr) -> Result<Stat> {
+    // SAFETY: stat is plain data the kernel fills in.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid pointer to a local stat.
+    retry(|| unsafe { libc::lstat(path.as_ptr(), &mut st) as isize })?;
     Ok(Stat::from(&st))
 }
 

@@ -106,6 +106,52 @@ fn an_unwritable_log_does_not_stop_supervision() {
 }
 
 #[test]
+fn a_log_renamed_away_by_logrotate_is_started_anew() {
+    let s = Scratch::new("renamed");
+    let log = s.path("log");
+    let old = s.path("log.1");
+    let logs = log.to_string_lossy().to_string();
+    let init = init(Mode::Child, "renamed")
+        .own_log()
+        .args(&[
+            "-q",
+            "-l",
+            &logs,
+            "-s",
+            "0",
+            "-b",
+            "0.1",
+            "-p",
+            "r=sh -c 'echo round; exit 1'",
+        ])
+        .start_in(Some(s));
+    wait_for(secs(10.0), "first lines", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("round"))
+    });
+    // What logrotate does without copytruncate.
+    std::fs::rename(&log, &old).unwrap();
+    wait_for(secs(10.0), "a new log file", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("round"))
+    });
+    let kept = std::fs::read_to_string(&old).unwrap();
+    let before = std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("round")
+        .count();
+    wait_for(secs(10.0), "more lines in the new file", || {
+        let now = std::fs::read_to_string(&log).ok()?.matches("round").count();
+        (now >= before + 3).then_some(())
+    });
+    // Nothing more went into the renamed file.
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), kept);
+    drop(init);
+}
+
+#[test]
 fn a_deleted_log_folder_is_made_again() {
     let s = Scratch::new("deleted");
     let log = s.path("sub/dir/log");
