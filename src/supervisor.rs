@@ -177,10 +177,12 @@ impl Supervisor {
         }
         self.start_due(Instant::now());
         loop {
-            self.log.flush();
             if self.phase != Phase::Supervising && !self.have_children {
+                // What is pending goes out with the last lines, in one write.
                 break;
             }
+            // Before sleeping: nothing waits in memory while init is idle.
+            self.log.flush();
             let timeout = self
                 .next_deadline()
                 .map(|at| at.saturating_duration_since(Instant::now()));
