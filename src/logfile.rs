@@ -24,6 +24,7 @@ use crate::config::{LogConfig, LogTarget};
 use crate::localtime::{self, Zone};
 use crate::messages;
 use crate::path;
+use crate::stderr;
 use crate::sys::{self, Fd};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -231,10 +232,15 @@ impl Logger {
                 to_stderr = true;
             }
         }
+        let mut newly_full = false;
         if to_stderr {
-            write_stderr(&self.pending);
+            newly_full = stderr::write(&self.pending) == stderr::Outcome::Dropped { newly: true };
         }
         self.pending.clear();
+        if newly_full && self.file.as_ref().is_some_and(|f| !f.failing) {
+            // Said in the file, which has every line; stderr has no room.
+            self.line(Level::Warn, messages::STDERR_FULL);
+        }
     }
 }
 
@@ -282,7 +288,7 @@ impl FileSink {
         self.size = self.size.saturating_add(bytes.len() as u64);
         if self.failing {
             self.failing = false;
-            write_stderr(messages::log_writable_again(&self.path).as_bytes());
+            stderr::write(messages::log_writable_again(&self.path).as_bytes());
         }
         Ok(())
     }
@@ -311,7 +317,7 @@ impl FileSink {
         self.file = None;
         if !self.failing {
             self.failing = true;
-            write_stderr(messages::log_unwritable(&self.path, error).as_bytes());
+            stderr::write(messages::log_unwritable(&self.path, error).as_bytes());
         }
     }
 }
@@ -320,23 +326,6 @@ fn numbered(path: &[u8], k: u32) -> sys::Result<CString> {
     let mut name = path.to_vec();
     name.extend_from_slice(format!(".{k}").as_bytes());
     sys::cstring(&name)
-}
-
-/// Writes to fd 2, ignoring every error: stderr may be closed, full, or a
-/// broken pipe, and none of that may stop init.
-pub fn write_stderr(mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: writing a valid buffer to a raw fd.
-        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 && sys::Error::last() == sys::Error::Os(libc::EINTR) {
-            continue;
-        }
-        let Ok(n) = usize::try_from(n) else { return };
-        if n == 0 {
-            return;
-        }
-        bytes = bytes.get(n..).unwrap_or(&[]);
-    }
 }
 
 const STAMP_LEN: usize = 23;

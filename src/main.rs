@@ -31,6 +31,7 @@ mod shellwords;
 mod signals;
 mod spawn;
 mod status;
+mod stderr;
 mod supervisor;
 mod sys;
 mod time;
@@ -39,7 +40,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::ffi::{CStr, c_char, c_int};
 
-use crate::logfile::{Level, Logger, write_stderr};
+use crate::logfile::{Level, Logger};
 
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
@@ -100,11 +101,12 @@ unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
         Ok(cli::Request::Help) => return print_stdout(&cli::help_text()),
         Ok(cli::Request::Version) => return print_stdout(&cli::version_text()),
         Err(e) => {
-            write_stderr(format!("{e}\n").as_bytes());
+            stderr::write(format!("{e}\n").as_bytes());
             return 2;
         }
     };
     spawn::keep_inherited_fds_from_children();
+    stderr::init();
     let mut log = Logger::open(&config.log);
     let signals = match signals {
         Ok(signals) => signals,

@@ -182,6 +182,10 @@ pub fn main_cannot_run(error: &SpawnError) -> String {
     format!("cocalc-init: {error}\n")
 }
 
+/// Said in the log file when standard error has no room for its copy.
+pub const STDERR_FULL: &str =
+    "standard error is full: log lines are not copied there until it has room";
+
 /// Said once on stderr when the log file cannot be written.
 pub fn log_unwritable(file: &[u8], error: &sys::Error) -> String {
     format!(

@@ -111,7 +111,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         let _ = write!(message, " at {}:{}", at.file(), at.line());
     }
     let _ = message.write_str("\n");
-    crate::logfile::write_stderr(message.buf.get(..message.len).unwrap_or(&[]));
+    crate::stderr::write(message.buf.get(..message.len).unwrap_or(&[]));
     // SAFETY: abort ends the process; it does not return.
     unsafe { libc::abort() }
 }

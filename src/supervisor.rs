@@ -17,7 +17,7 @@ use core::ffi::CStr;
 use core::time::Duration;
 
 use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
-use crate::logfile::{Level, Logger, Stream, write_stderr};
+use crate::logfile::{Level, Logger, Stream};
 use crate::messages;
 use crate::output::LineBuffer;
 use crate::path;
@@ -25,6 +25,7 @@ use crate::program::{Exit, Program};
 use crate::signals::{self, Action, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
+use crate::stderr;
 use crate::sys::{self, Fd, Pid};
 use crate::time::Instant;
 
@@ -264,7 +265,7 @@ impl Supervisor {
             Err(e) => {
                 self.log.line(Level::Error, &messages::spawnerr(&e));
                 if !self.log.copies_to_stderr() {
-                    write_stderr(messages::main_cannot_run(&e).as_bytes());
+                    stderr::write(messages::main_cannot_run(&e).as_bytes());
                 }
                 Some(e.shell_status())
             }

@@ -152,6 +152,57 @@ fn a_log_renamed_away_by_logrotate_is_started_anew() {
 }
 
 #[test]
+fn a_full_stderr_pipe_never_stops_init() {
+    for mode in MODES {
+        // Standard error is a pipe nobody reads (a stalled log driver):
+        // it fills after 64 KiB, and init must go on all the same.
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut write_end = Some(write_end);
+        let flood = "i=0; while [ $i -lt 3000 ]; do \
+                     echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; \
+                     i=$((i+1)); done; echo flood-done; sleep 30";
+        let init = init(mode, "full-stderr")
+            .own_log()
+            .args(&["-l", "{dir}/log", "-p", &format!("flood=sh -c '{flood}'")])
+            .setup(move |c| {
+                if let Some(fd) = write_end.take() {
+                    c.stderr(std::process::Stdio::from(fd));
+                }
+            })
+            .start();
+        let log_path = init.scratch.path("log");
+        let log = wait_for(secs(10.0), "every line in the log file", || {
+            std::fs::read_to_string(&log_path)
+                .ok()
+                .filter(|t| t.contains("flood stdout: flood-done"))
+        });
+        assert_eq!(log.matches("flood stdout: line-").count(), 3000);
+        assert!(log.contains("WARN standard error is full"), "{log}");
+        // Still itself: it takes a signal and stops its program, while
+        // the pipe is drained so that its last lines fit.
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut file = std::fs::File::from(read_end);
+            // To the end: when init (and unshare) are gone.
+            std::io::Read::read_to_end(&mut file, &mut seen).unwrap();
+            seen
+        });
+        let mut init = init;
+        init.signal(Signal::SIGTERM);
+        assert_eq!(init.exit_code(secs(10.0)), 0, "{mode:?}");
+        let seen = reader.join().unwrap();
+        let text = String::from_utf8_lossy(&seen);
+        assert!(text.contains("flood stdout: line-0-"), "{mode:?}");
+        let tail = &text[text.len().saturating_sub(600)..];
+        assert!(
+            text.contains("cocalc-init: standard error was full:"),
+            "{mode:?}: {tail}"
+        );
+        assert!(tail.contains("exiting with status 0"), "{mode:?}: {tail}");
+    }
+}
+
+#[test]
 fn a_deleted_log_folder_is_made_again() {
     let s = Scratch::new("deleted");
     let log = s.path("sub/dir/log");
