@@ -70,8 +70,23 @@ impl fmt::Display for UsageError {
     }
 }
 
+/// The message quotes what the user typed; a control character in it (a
+/// newline in a `-p` value, say) is written as an escape, so that the
+/// error stays one line and the terminal is left alone.
 fn usage(message: impl Into<String>) -> UsageError {
-    UsageError(message.into())
+    let message = message.into();
+    if !message.chars().any(char::is_control) {
+        return UsageError(message);
+    }
+    let mut shown = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    UsageError(shown)
 }
 
 pub fn help_text() -> String {
@@ -757,6 +772,12 @@ mod tests {
         let e = parse(&args(&["--bogus"]), b"/").unwrap_err().to_string();
         assert_eq!(e.lines().count(), 2);
         assert!(e.ends_with("Try 'cocalc-init --help' for more information."));
+        // Even when the value quoted holds a newline or an escape.
+        let e = parse(&args(&["-p", "a\nb\x1b[2J"]), b"/")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e.lines().count(), 2, "{e}");
+        assert!(e.contains(r"'a\nb\u{1b}[2J'"), "{e}");
     }
 }
 
@@ -833,6 +854,8 @@ mod properties {
         "-x1",
         "--grace=0",
         "\u{0}",
+        "a\nb=x",
+        "\t",
     ];
 
     #[test]
@@ -857,7 +880,10 @@ mod properties {
                     let _ = describe(&c);
                 }
                 Ok(Request::Help | Request::Version) => {}
-                Err(e) => assert!(!e.0.is_empty() && !e.0.contains('\n'), "{argv:?}: {e:?}"),
+                Err(e) => assert!(
+                    !e.0.is_empty() && !e.0.chars().any(char::is_control),
+                    "{argv:?}: {e:?}"
+                ),
             }
         }
     }
