@@ -75,6 +75,8 @@ struct FileSink {
     /// Device and inode of the open file, to notice when the path stops
     /// naming it.
     id: (u64, u64),
+    /// Opened since the last write: the path was just checked.
+    fresh: bool,
     /// Bytes in the current file, as far as we know.
     size: u64,
     /// The failure has been told on stderr and not yet cleared.
@@ -106,6 +108,7 @@ impl Logger {
                     c_path: sys::cstring(path).unwrap_or_default(),
                     file: None,
                     id: (0, 0),
+                    fresh: false,
                     size: 0,
                     failing: false,
                 }),
@@ -267,6 +270,7 @@ impl FileSink {
         }
         self.size = meta.size;
         self.id = meta.id;
+        self.fresh = true;
         self.file = Some(file);
         Ok(())
     }
@@ -276,8 +280,9 @@ impl FileSink {
         // would be lost) or renamed away by an outside logrotate (they would
         // go on into the old file). Either way, open the path anew. lstat,
         // as the file is opened with O_NOFOLLOW.
-        let moved =
-            self.file.is_none() || sys::lstat(&self.c_path).map_or(true, |m| m.id != self.id);
+        let moved = self.file.is_none()
+            || (!self.fresh && sys::lstat(&self.c_path).map_or(true, |m| m.id != self.id));
+        self.fresh = false;
         if moved {
             self.reopen()?;
         }

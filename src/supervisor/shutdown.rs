@@ -24,8 +24,14 @@ impl Supervisor {
         };
         let stopping: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
         if self.is_pid1 {
-            // Everything in the container, orphans included, once each.
-            send_stop(-1, sig);
+            // Everything in the container, orphans included, once each —
+            // unless init has no child left, when it exits at once and the
+            // kernel kills what remains (a `docker exec` shell, whose
+            // parent is outside). kill(-1) walks every process on the
+            // host, so a lone `init -- CMD` skips it.
+            if procs::has_children() {
+                send_stop(-1, sig);
+            }
         } else {
             // The main command's group even when it has just exited: what
             // it left behind is there.
