@@ -10,6 +10,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 use nix::sys::signal::Signal;
 
@@ -105,13 +107,11 @@ fn an_unwritable_log_does_not_stop_supervision() {
     assert_eq!(init.exit_code(secs(10.0)), 0);
 }
 
-#[test]
-fn a_log_renamed_away_by_logrotate_is_started_anew() {
-    let s = Scratch::new("renamed");
-    let log = s.path("log");
-    let old = s.path("log.1");
+/// An init (child) whose one program prints `round` and fails, started
+/// again every `backoff` seconds, logging to `log` (in `s`).
+fn rounds(tag: &str, s: Scratch, log: &Path, backoff: &str) -> Init {
     let logs = log.to_string_lossy().to_string();
-    let init = init(Mode::Child, "renamed")
+    init(Mode::Child, tag)
         .own_log()
         .args(&[
             "-q",
@@ -120,23 +120,32 @@ fn a_log_renamed_away_by_logrotate_is_started_anew() {
             "-s",
             "0",
             "-b",
-            "0.1",
+            backoff,
             "-p",
             "r=sh -c 'echo round; exit 1'",
         ])
-        .start_in(Some(s));
-    wait_for(secs(10.0), "first lines", || {
-        std::fs::read_to_string(&log)
+        .start_in(Some(s))
+}
+
+/// Waits until `log` holds a `round` line.
+fn wait_round(log: &Path, what: &str) {
+    wait_for(secs(10.0), what, || {
+        std::fs::read_to_string(log)
             .ok()
             .filter(|t| t.contains("round"))
     });
+}
+
+#[test]
+fn a_log_renamed_away_by_logrotate_is_started_anew() {
+    let s = Scratch::new("renamed");
+    let log = s.path("log");
+    let old = s.path("log.1");
+    let init = rounds("renamed", s, &log, "0.1");
+    wait_round(&log, "first lines");
     // What logrotate does without copytruncate.
     std::fs::rename(&log, &old).unwrap();
-    wait_for(secs(10.0), "a new log file", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|t| t.contains("round"))
-    });
+    wait_round(&log, "a new log file");
     let kept = std::fs::read_to_string(&old).unwrap();
     let before = std::fs::read_to_string(&log)
         .unwrap()
@@ -206,32 +215,10 @@ fn a_full_stderr_pipe_never_stops_init() {
 fn a_deleted_log_folder_is_made_again() {
     let s = Scratch::new("deleted");
     let log = s.path("sub/dir/log");
-    let logs = log.to_string_lossy().to_string();
-    let init = init(Mode::Child, "deleted")
-        .own_log()
-        .args(&[
-            "-q",
-            "-l",
-            &logs,
-            "-s",
-            "0",
-            "-b",
-            "0.2",
-            "-p",
-            "r=sh -c 'echo round; exit 1'",
-        ])
-        .start_in(Some(s));
-    wait_for(secs(10.0), "first lines", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|t| t.contains("round"))
-    });
+    let init = rounds("deleted", s, &log, "0.2");
+    wait_round(&log, "first lines");
     std::fs::remove_dir_all(init.scratch.path("sub")).unwrap();
-    wait_for(secs(10.0), "the log back", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|t| t.contains("round"))
-    });
+    wait_round(&log, "the log back");
 }
 
 #[test]
