@@ -151,8 +151,7 @@ fn a_read_only_log_does_not_stop_supervision() {
             .ok()
             .filter(|t| t.contains("t stdout: tick"))
     });
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
     drop(fs);
 }
 
@@ -224,8 +223,7 @@ fn a_flooding_program_does_not_delay_the_others() {
     let ticked = init.scratch.path("ticked");
     wait_for(secs(30.0), "the ticks", || ticked.exists().then_some(()));
     std::thread::sleep(secs(0.2));
-    init.signal(Signal::SIGTERM);
-    init.exit_code(secs(10.0));
+    init.stop();
     let log = init.log_text();
     let stamps: Vec<i64> = log
         .lines()
@@ -278,8 +276,7 @@ fn too_few_file_descriptors_give_spawn_errors_and_the_rest_runs() {
         log.contains("spawnerr: couldn't run command 'sleep': Too many open files"),
         "{log}"
     );
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 #[test]
@@ -299,8 +296,7 @@ fn as_pid1_fault_signals_sent_from_outside_do_not_kill_init() {
     }
     std::thread::sleep(secs(0.3));
     assert!(init.child.try_wait().unwrap().is_none(), "init died");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 #[test]

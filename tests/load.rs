@@ -71,8 +71,7 @@ fn zombie_storm_every_orphan_is_reaped_and_memory_returns() {
         count as f64 / took.as_secs_f64()
     );
     assert!(after <= idle + 256, "init grew from {idle} to {after} KiB");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 #[test]
@@ -105,8 +104,7 @@ fn signal_storm_init_survives_and_forwards_what_it_received() {
     );
     assert!(forwarded >= 1 && lost == 0, "{log}");
     assert!(counted >= 1 && counted <= forwarded, "{log}");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 #[test]
@@ -142,8 +140,7 @@ fn output_flood_through_rotation_keeps_every_line_once_in_order() {
         ["a", "b", "c"].iter().all(|n| exited(n)).then_some(())
     });
     let took = t0.elapsed();
-    init.signal(Signal::SIGTERM);
-    init.exit_code(secs(10.0));
+    init.stop();
     let mut files: Vec<std::path::PathBuf> = (1..=100)
         .rev()
         .map(|k| init.scratch.path(&format!("log.{k}")))
@@ -241,8 +238,7 @@ fn crash_loop_follows_the_backoff_and_costs_almost_nothing() {
         );
     }
     assert!(cpu < 1.0, "init used {cpu:.2}% of a core");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 #[test]
@@ -256,8 +252,7 @@ fn a_hundred_programs_start_and_stop_cleanly() {
     let mut init = init(Mode::Pid1, "hundred").args(&refs).start();
     init.wait_log_n("spawned: 'p", 100, secs(20.0));
     let t0 = Instant::now();
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
     let log = init.log_text();
     assert_eq!(log.matches("INFO stopped: p").count(), 100, "{log}");
     eprintln!(

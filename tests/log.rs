@@ -103,8 +103,7 @@ fn an_unwritable_log_does_not_stop_supervision() {
     // Told once, even with -q, and every line still reaches stderr.
     assert_eq!(err.matches("cannot write the log file").count(), 1, "{err}");
     assert!(err.contains("r stdout: round"), "{err}");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 /// An init (child) whose one program prints `round` and fails, started
@@ -197,8 +196,7 @@ fn a_full_stderr_pipe_never_stops_init() {
             seen
         });
         let mut init = init;
-        init.signal(Signal::SIGTERM);
-        assert_eq!(init.exit_code(secs(10.0)), 0, "{mode:?}");
+        assert_eq!(init.stop(), 0, "{mode:?}");
         let seen = reader.join().unwrap();
         let text = String::from_utf8_lossy(&seen);
         assert!(text.contains("flood stdout: line-0-"), "{mode:?}");
@@ -287,8 +285,7 @@ fn a_closed_stderr_neither_stops_init_nor_reaches_the_programs() {
         }
     }
     assert!(got.exists(), "an outside SIGPIPE was not forwarded");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
 }
 
 fn minute_of_day(line: &str) -> i32 {

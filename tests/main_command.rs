@@ -160,8 +160,7 @@ fn a_main_command_that_ignores_term_is_killed_after_the_grace() {
     wait_for(secs(10.0), "ready", || {
         dir.join("ready").exists().then_some(())
     });
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 137);
+    assert_eq!(init.stop(), 137);
     let log = init.log_text();
     assert!(log.contains("waiting for main to die"), "{log}");
     assert!(log.contains("killing 'main' ("), "{log}");

@@ -62,8 +62,7 @@ fn signals_are_forwarded_to_every_program() {
         });
         let log = init.wait_log("forwarded SIGRTMIN+2 to a, b");
         assert!(log.contains("DEBG forwarded SIGHUP to a, b"), "{log}");
-        init.signal(Signal::SIGTERM);
-        assert_eq!(init.exit_code(secs(10.0)), 0, "{mode:?}");
+        assert_eq!(init.stop(), 0, "{mode:?}");
         let log = init.log_text();
         assert!(log.contains("INFO stopped: a (exit status 0)"), "{log}");
         assert!(got(&init, "a").contains("TERM") && got(&init, "b").contains("TERM"));
@@ -188,8 +187,7 @@ fn as_pid1_leftover_processes_are_killed_and_counted() {
     wait_for(secs(10.0), "escapee", || {
         (!pids_with(&marker).is_empty()).then_some(())
     });
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 1);
+    assert_eq!(init.stop(), 1);
     let log = init.log_text();
     assert!(
         log.contains("leftover process") && log.contains("with SIGKILL"),
@@ -214,8 +212,7 @@ fn not_pid1_escaped_processes_are_reached_and_init_ends_within_the_grace() {
         (!pids_with(&marker).is_empty()).then_some(())
     });
     let t0 = Instant::now();
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 1);
+    assert_eq!(init.stop(), 1);
     assert!(t0.elapsed() < secs(3.0), "{:?}", t0.elapsed());
     let log = init.log_text();
     assert!(
@@ -237,8 +234,7 @@ fn not_pid1_init_touches_nothing_outside_its_tree() {
         .args(&["-g", "0.3", "-p", "s=sleep 30"])
         .start();
     init.wait_log("spawned: 's'");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
     assert!(bystander.try_wait().unwrap().is_none());
     let _ = bystander.kill();
     let _ = bystander.wait();
@@ -253,8 +249,7 @@ fn nothing_is_left_in_the_namespace_when_init_exits() {
         .args(&["-p", "a=bash -c 'trap \"echo a >> {dir}/bye; exit 0\" TERM; (trap \"echo orphan >> {dir}/bye; exit 0\" TERM; while :; do sleep 0.05; done) & touch {dir}/ready; wait'"])
         .start();
     wait_file(&init, "ready");
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
     let bye = std::fs::read_to_string(init.scratch.path("bye")).unwrap();
     assert!(bye.contains("a") && bye.contains("orphan"), "{bye}");
 }
@@ -268,8 +263,7 @@ fn not_pid1_processes_adopted_during_the_shutdown_get_the_stop_signal() {
         .start();
     wait_file(&init, "esc-ready");
     let t0 = Instant::now();
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0, "{}", init.log_text());
+    assert_eq!(init.stop(), 0, "{}", init.log_text());
     assert!(
         t0.elapsed() < secs(3.0),
         "waited for the grace: {:?}",

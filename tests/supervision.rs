@@ -11,7 +11,6 @@
 mod common;
 
 use common::*;
-use nix::sys::signal::Signal;
 
 #[test]
 fn unexpected_exits_restart_expected_ones_do_not() {
@@ -318,8 +317,7 @@ fn a_missing_init_script_is_skipped_and_init_stays_up() {
             init.child.try_wait().unwrap().is_none(),
             "init must stay up as a reaper"
         );
-        init.signal(Signal::SIGTERM);
-        assert_eq!(init.exit_code(secs(10.0)), 0);
+        assert_eq!(init.stop(), 0);
     }
 }
 
@@ -346,8 +344,7 @@ fn when_every_program_has_ended_init_stays_up_until_asked() {
     init.wait_log("exited: done (exit status 0; expected)");
     std::thread::sleep(secs(0.5));
     assert!(init.child.try_wait().unwrap().is_none());
-    init.signal(Signal::SIGTERM);
-    assert_eq!(init.exit_code(secs(10.0)), 0);
+    assert_eq!(init.stop(), 0);
     assert!(
         init.log_text()
             .contains("WARN received SIGTERM indicating exit request")

@@ -282,6 +282,13 @@ impl Init {
         }
     }
 
+    /// Sends SIGTERM (once init has it blocked, i.e. is up) and returns the
+    /// exit code, waiting at most 10 s.
+    pub fn stop(&mut self) -> i32 {
+        self.signal(Signal::SIGTERM);
+        self.exit_code(secs(10.0))
+    }
+
     /// The exit code, from init (or unshare, which passes it on).
     pub fn exit_code(&mut self, limit: Duration) -> i32 {
         let status = self.wait_exit(limit);
