@@ -1,8 +1,9 @@
 //! cocalc-init: a small synchronous init for containers.
 //!
 //! `main` only wires the modules together and is the only place that exits:
-//! parse (usage error → 2, before anything starts) → fd hygiene → log →
-//! signals → supervisor loop → exit with its status.
+//! signals blocked → parse (usage error → 2, before anything starts) → fd
+//! hygiene → the main command started → log → supervisor loop → exit with
+//! its status.
 //!
 //! init is built without std (`no_std`, `no_main`; `alloc` for its
 //! strings and vectors): std's panic machinery — a backtrace symbolizer
@@ -106,13 +107,14 @@ unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
         }
     };
     spawn::keep_inherited_fds_from_children();
-    stderr::init();
-    let mut log = Logger::open(&config.log);
+    let mut config = config;
     let signals = match signals {
         Ok(signals) => signals,
         Err(e) => {
             // Without signals init could neither reap nor stop: refuse to
             // start anything rather than run blind.
+            stderr::init();
+            let mut log = Logger::open(&config.log);
             log.line(
                 Level::Critical,
                 &messages::runtime_error("cannot set up signal handling", &e),
@@ -121,8 +123,13 @@ unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
             return 1;
         }
     };
+    // The main command first: `docker run IMAGE CMD` should not wait for
+    // init to open its log. What happened is logged right after.
+    let early = supervisor::start_early(&mut config);
+    stderr::init();
+    let mut log = Logger::open(&config.log);
     log.info(&messages::started(sys::Pid::this()));
-    supervisor::Supervisor::new(config, log, signals).run()
+    supervisor::Supervisor::new(config, log, signals, early).run()
 }
 
 /// `--help`, `--version` and `--check` are the only output on stdout.

@@ -13,7 +13,6 @@ use alloc::ffi::CString;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::ffi::CStr;
 use core::time::Duration;
 
 use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
@@ -77,7 +76,8 @@ pub struct Supervisor {
     signals: Signals,
     programs: Vec<Program>,
     main: Option<MainCommand>,
-    main_argv: Option<Vec<&'static CStr>>,
+    main_start: Option<Result<spawn::Spawned, spawn::SpawnError>>,
+    subreaper_error: Option<sys::Error>,
     pipes: Vec<Pipe>,
     phase: Phase,
     me: Pid,
@@ -101,8 +101,38 @@ enum PipeRead {
     Closed,
 }
 
+/// What is done before the log exists, so that the main command's start
+/// does not wait on init's own bookkeeping (opening the log, reading the
+/// time zone): the outcomes, for the supervisor to log in order.
+pub struct Early {
+    /// Not PID 1: the error if init could not become a child subreaper.
+    subreaper: Option<sys::Error>,
+    /// The main command's spawn, if there is one.
+    main: Option<Result<spawn::Spawned, spawn::SpawnError>>,
+}
+
+/// Becomes a child subreaper (not PID 1) and starts the main command.
+/// Signals must already be blocked, so that its exit is not missed.
+pub fn start_early(config: &mut Config) -> Early {
+    let mut subreaper = None;
+    if Pid::this().as_raw() != 1 {
+        // Orphans of our programs come to us, not to the real init, so
+        // that we can reap them and reach them at shutdown. Before the
+        // main command starts: its orphans are ours from the first.
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            subreaper = Some(sys::Error::last());
+        }
+    }
+    let main = config
+        .main
+        .take()
+        .map(|argv| spawn::spawn(&argv, None, Isolation::Main));
+    Early { subreaper, main }
+}
+
 impl Supervisor {
-    pub fn new(config: Config, log: Logger, signals: Signals) -> Supervisor {
+    pub fn new(config: Config, log: Logger, signals: Signals, early: Early) -> Supervisor {
         let me = Pid::this();
         let now = Instant::now();
         // Looked up once, and only when there is an init script to run.
@@ -141,7 +171,8 @@ impl Supervisor {
             signals,
             programs,
             main: None,
-            main_argv: config.main,
+            main_start: early.main,
+            subreaper_error: early.subreaper,
             pipes: Vec::new(),
             phase: Phase::Supervising,
             me,
@@ -159,17 +190,11 @@ impl Supervisor {
 
     /// Runs until shutdown is complete; returns init's exit status.
     pub fn run(mut self) -> u8 {
-        if !self.is_pid1 {
-            // Orphans of our programs come to us, not to the real init, so
-            // that we can reap them and reach them at shutdown.
-            // SAFETY: prctl with integer arguments.
-            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-                let e = sys::Error::last();
-                self.log.line(
-                    Level::Error,
-                    &messages::runtime_error("cannot become a child subreaper", &e),
-                );
-            }
+        if let Some(e) = self.subreaper_error.take() {
+            self.log.line(
+                Level::Error,
+                &messages::runtime_error("cannot become a child subreaper", &e),
+            );
         }
         if let Some(status) = self.start_main() {
             self.log.info(&messages::exiting(status));
@@ -249,10 +274,10 @@ impl Supervisor {
         status
     }
 
-    /// Starts the main command, if any. `Some(status)` when it cannot run.
+    /// Logs the main command's start (made by [`start_early`]), if any.
+    /// `Some(status)` when it could not run.
     fn start_main(&mut self) -> Option<u8> {
-        let argv = self.main_argv.take()?;
-        match spawn::spawn(&argv, None, Isolation::Main) {
+        match self.main_start.take()? {
             Ok(child) => {
                 self.log.info(&messages::spawned(MAIN_NAME, child.pid));
                 self.main = Some(MainCommand {
