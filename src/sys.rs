@@ -134,16 +134,22 @@ pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd> {
     Ok(unsafe { Fd::from_raw(fd) })
 }
 
-/// Reads into the spare capacity of `buf` (cleared first): no zero-fill.
-pub fn read_into_spare(fd: c_int, buf: &mut Vec<u8>) -> Result<usize> {
-    buf.clear();
+/// One read appended to `buf`, into its spare capacity (no zero-fill);
+/// 0 is the end of the file.
+fn read_append(fd: c_int, buf: &mut Vec<u8>) -> Result<usize> {
     let spare = buf.spare_capacity_mut();
     // SAFETY: the kernel writes at most spare.len() bytes into the spare
     // capacity, and only the bytes it wrote are then taken as contents.
     let n = retry(|| unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })?;
-    // SAFETY: n <= spare capacity, all initialised by the kernel.
-    unsafe { buf.set_len(n.min(buf.capacity())) };
+    // SAFETY: n <= the spare capacity, all initialised by the kernel.
+    unsafe { buf.set_len((buf.len() + n).min(buf.capacity())) };
     Ok(n)
+}
+
+/// One read into `buf` (cleared first), up to its capacity.
+pub fn read_into_spare(fd: c_int, buf: &mut Vec<u8>) -> Result<usize> {
+    buf.clear();
+    read_append(fd, buf)
 }
 
 pub fn write_all(fd: c_int, mut bytes: &[u8]) -> Result<()> {
@@ -277,14 +283,9 @@ pub fn read_file(path: &CStr) -> Result<Vec<u8>> {
         if out.len() == out.capacity() {
             out.reserve(out.capacity());
         }
-        let spare = out.spare_capacity_mut();
-        // SAFETY: the kernel writes at most spare.len() bytes there.
-        let n = retry(|| unsafe { libc::read(fd.raw(), spare.as_mut_ptr().cast(), spare.len()) })?;
-        if n == 0 {
+        if read_append(fd.raw(), &mut out)? == 0 {
             return Ok(out);
         }
-        // SAFETY: n more bytes, within capacity, written by the kernel.
-        unsafe { out.set_len((out.len() + n).min(out.capacity())) };
     }
 }
 

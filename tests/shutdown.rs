@@ -287,13 +287,7 @@ fn a_server_left_running_by_a_finished_init_script_gets_the_stop_signal() {
         init.wait_log("exited: project_init_sh (exit status 0; expected)");
         wait_file(&init, "ready");
         let t0 = Instant::now();
-        init.signal(Signal::SIGTERM);
-        assert_eq!(
-            init.exit_code(secs(10.0)),
-            0,
-            "{mode:?}: {}",
-            init.log_text()
-        );
+        assert_eq!(init.stop(), 0, "{mode:?}: {}", init.log_text());
         assert!(t0.elapsed() < secs(3.0), "{mode:?}: waited for the grace");
         assert_eq!(
             std::fs::read_to_string(init.scratch.path("server-log")).unwrap(),
