@@ -128,7 +128,7 @@ unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
     let early = supervisor::start_early(&mut config);
     stderr::init();
     let mut log = Logger::open(&config.log);
-    log.info(&messages::started(sys::Pid::this()));
+    log.info(&messages::started(early.me));
     supervisor::Supervisor::new(config, log, signals, early).run()
 }
 

@@ -105,6 +105,8 @@ enum PipeRead {
 /// does not wait on init's own bookkeeping (opening the log, reading the
 /// time zone): the outcomes, for the supervisor to log in order.
 pub struct Early {
+    /// init's own pid, asked once.
+    pub me: Pid,
     /// Not PID 1: the error if init could not become a child subreaper.
     subreaper: Option<sys::Error>,
     /// The main command's spawn, if there is one.
@@ -114,8 +116,9 @@ pub struct Early {
 /// Becomes a child subreaper (not PID 1) and starts the main command.
 /// Signals must already be blocked, so that its exit is not missed.
 pub fn start_early(config: &mut Config) -> Early {
+    let me = Pid::this();
     let mut subreaper = None;
-    if Pid::this().as_raw() != 1 {
+    if me.as_raw() != 1 {
         // Orphans of our programs come to us, not to the real init, so
         // that we can reap them and reach them at shutdown. Before the
         // main command starts: its orphans are ours from the first.
@@ -128,12 +131,16 @@ pub fn start_early(config: &mut Config) -> Early {
         .main
         .take()
         .map(|argv| spawn::spawn(&argv, None, Isolation::Main));
-    Early { subreaper, main }
+    Early {
+        me,
+        subreaper,
+        main,
+    }
 }
 
 impl Supervisor {
     pub fn new(config: Config, log: Logger, signals: Signals, early: Early) -> Supervisor {
-        let me = Pid::this();
+        let me = early.me;
         let now = Instant::now();
         // Looked up once, and only when there is an init script to run.
         let mut shell: Option<CString> = None;
