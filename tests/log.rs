@@ -188,13 +188,21 @@ fn a_full_stderr_pipe_never_stops_init() {
         assert!(log.contains("WARN standard error is full"), "{log}");
         // Still itself: it takes a signal and stops its program, while
         // the pipe is drained so that its last lines fit.
+        let (drained, was_drained) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            let mut seen = Vec::new();
             let mut file = std::fs::File::from(read_end);
+            // The whole pipe in one read: init is idle, so it is empty after.
+            let mut seen = vec![0; 1 << 20];
+            let n = std::io::Read::read(&mut file, &mut seen).unwrap();
+            seen.truncate(n);
+            drained.send(()).unwrap();
             // To the end: when init (and unshare) are gone.
             std::io::Read::read_to_end(&mut file, &mut seen).unwrap();
             seen
         });
+        // Only once the pipe has room: lines written while it is still full
+        // are dropped by design, and the reader thread may start late.
+        was_drained.recv_timeout(secs(10.0)).unwrap();
         let mut init = init;
         assert_eq!(init.stop(), 0, "{mode:?}");
         let seen = reader.join().unwrap();
