@@ -309,7 +309,7 @@ impl Init {
             .collect()
     }
 
-    /// Host pids of init's living children (that are not zombies).
+    /// Host pids and states of init's children, zombies (`'Z'`) among them.
     pub fn children(&self) -> Vec<(i32, char)> {
         let me = self.pid().as_raw();
         processes()
