@@ -1,27 +1,24 @@
 //! The command line: the option table, `--help`, `--version`, and argv →
 //! [`Config`]. No side effects: the caller prints and exits.
 //!
-//! argv is split at the first `--` here, so the main command keeps its
-//! arguments exactly as the OS gave them. The options before it are read by
-//! a small table-driven parser rather than getopts: getopts built a map of
-//! every option and its matches on each start, 40,000 instructions of an
-//! init's start-up, for fourteen options.
+//! argv is split at the first `--` here, by hand: getopts takes only UTF-8
+//! text, and the main command keeps its arguments exactly as the OS gave
+//! them. getopts reads the options before it, from one table that also
+//! makes `--help`; its errors are told in our words.
 
-use alloc::boxed::Box;
-use alloc::format;
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
-use core::ffi::CStr;
-use core::fmt;
+use std::ffi::{CString, OsString};
+use std::fmt;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+use getopts::{Fail, Matches, Options};
 
 use crate::config::{
     Config, ExitCodes, LogConfig, LogTarget, Policy, ProgramKind, ProgramName, ProgramSpec, Seconds,
 };
-use crate::path;
 use crate::shellwords;
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
-pub const DEFAULT_EXITCODES: &str = "0,2";
 pub const DEFAULT_STARTSECS: &str = "1";
 pub const DEFAULT_BACKOFF_MAX: &str = "60";
 pub const DEFAULT_GRACE: &str = "8";
@@ -30,7 +27,8 @@ pub const DEFAULT_LOG_BACKUPS: u32 = 3;
 /// More rotated files than this is surely a typo.
 pub const MAX_LOG_BACKUPS: u32 = 1000;
 
-// Option names, kept in one place.
+// Option names, kept in one place: getopts panics on a name it was not
+// given, and a test reads every one of them.
 const PROGRAM: &str = "program";
 const INIT_SCRIPT: &str = "init-script";
 const EXITCODES: &str = "exitcodes";
@@ -89,168 +87,180 @@ fn usage(message: impl Into<String>) -> UsageError {
     UsageError(shown)
 }
 
-pub fn help_text() -> String {
-    format!(
-        "\
-Usage: cocalc-init [OPTIONS] [-- COMMAND [ARG]...]
-A small init for containers: reaps zombies, forwards signals, restarts
-programs that exit unexpectedly, and logs what they print.
-
-  -p, --program NAME=COMMAND  supervise COMMAND as NAME (repeatable)
-  -i, --init-script PATH      run `bash PATH` if PATH exists (repeatable)
-  -x, --exitcodes LIST        exit codes that are expected [{DEFAULT_EXITCODES}]
-  -s, --startsecs SECS        a shorter run is a failed start [{DEFAULT_STARTSECS}]
-  -b, --backoff-max SECS      longest wait between restarts [{DEFAULT_BACKOFF_MAX}]
-  -g, --grace SECS            wait after the stop signal before SIGKILL [{DEFAULT_GRACE}]
-  -l, --log FILE              the log; - = stderr [{DEFAULT_LOG}]
-      --log-max-bytes N       rotate the log at N bytes, 0 = never [{DEFAULT_LOG_MAX_BYTES}]
-      --log-backups K         rotated log files kept [{DEFAULT_LOG_BACKUPS}]
-  -q, --quiet                 do not copy log lines to stderr
-  -v, --verbose               also log debug lines
-      --check                 check the command line, print what would run
-  -h, --help                  print this help and exit
-  -V, --version               print the version and exit
-  -- COMMAND [ARG]...         main command: init exits with its status
-
-See 'man cocalc-init' for details.
-"
-    )
-}
-
-pub fn version_text() -> String {
-    format!("cocalc-init {}\n", env!("CARGO_PKG_VERSION"))
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Takes {
     /// A value, and the option may repeat.
     Values,
     /// One value.
     Value,
-    /// No value.
+    /// No value; may repeat (`-vv`).
     Nothing,
 }
 
-/// The option table: (short, long, value name, what it takes). The parser
-/// is built from it, and a test holds `--help` to it.
-const TABLE: &[(&str, &str, &str, Takes)] = &[
-    ("p", PROGRAM, "NAME=COMMAND", Takes::Values),
-    ("i", INIT_SCRIPT, "PATH", Takes::Values),
-    ("x", EXITCODES, "LIST", Takes::Value),
-    ("s", STARTSECS, "SECS", Takes::Value),
-    ("b", BACKOFF_MAX, "SECS", Takes::Value),
-    ("g", GRACE, "SECS", Takes::Value),
-    ("l", LOG, "FILE", Takes::Value),
-    ("", LOG_MAX_BYTES, "N", Takes::Value),
-    ("", LOG_BACKUPS, "K", Takes::Value),
-    ("q", QUIET, "", Takes::Nothing),
-    ("v", VERBOSE, "", Takes::Nothing),
-    ("", CHECK, "", Takes::Nothing),
-    ("h", HELP, "", Takes::Nothing),
-    ("V", VERSION, "", Takes::Nothing),
+/// The option table: (short, long, value name, what it takes, help). The
+/// getopts table and so `--help` are made from it.
+const TABLE: &[(&str, &str, &str, Takes, &str)] = &[
+    (
+        "p",
+        PROGRAM,
+        "NAME=COMMAND",
+        Takes::Values,
+        "supervise COMMAND as NAME (repeatable)",
+    ),
+    (
+        "i",
+        INIT_SCRIPT,
+        "PATH",
+        Takes::Values,
+        "run `bash PATH` if PATH exists (repeatable)",
+    ),
+    (
+        "x",
+        EXITCODES,
+        "LIST",
+        Takes::Value,
+        "exit codes that are expected [0,2]",
+    ),
+    (
+        "s",
+        STARTSECS,
+        "SECS",
+        Takes::Value,
+        "a shorter run is a failed start [1]",
+    ),
+    (
+        "b",
+        BACKOFF_MAX,
+        "SECS",
+        Takes::Value,
+        "longest wait between restarts [60]",
+    ),
+    (
+        "g",
+        GRACE,
+        "SECS",
+        Takes::Value,
+        "wait after the stop signal before SIGKILL [8]",
+    ),
+    (
+        "l",
+        LOG,
+        "FILE",
+        Takes::Value,
+        "the log; - = stderr [/tmp/.cocalc/cocalc-init.log]",
+    ),
+    (
+        "",
+        LOG_MAX_BYTES,
+        "N",
+        Takes::Value,
+        "rotate the log at N bytes, 0 = never [10485760]",
+    ),
+    (
+        "",
+        LOG_BACKUPS,
+        "K",
+        Takes::Value,
+        "rotated log files kept [3]",
+    ),
+    (
+        "q",
+        QUIET,
+        "",
+        Takes::Nothing,
+        "do not copy log lines to stderr",
+    ),
+    ("v", VERBOSE, "", Takes::Nothing, "also log debug lines"),
+    (
+        "",
+        CHECK,
+        "",
+        Takes::Nothing,
+        "check the command line, print what would run",
+    ),
+    ("h", HELP, "", Takes::Nothing, "print this help and exit"),
+    (
+        "V",
+        VERSION,
+        "",
+        Takes::Nothing,
+        "print the version and exit",
+    ),
 ];
 
-/// The options before `--`, in command-line order: (index into TABLE,
-/// value). Only the shapes getopts-style tools accept: `-x V`, `-xV`,
-/// clusters of flags (`-qv`, `-qx V`), `--long V`, `--long=V`.
-struct Parsed<'a> {
-    given: Vec<(usize, Option<&'a str>)>,
-    /// Arguments that are not options (always an error for init).
-    free: Vec<&'a str>,
-}
-
-impl<'a> Parsed<'a> {
-    fn read(args: &[&'a str]) -> Result<Parsed<'a>, UsageError> {
-        let mut parsed = Parsed {
-            given: Vec::with_capacity(args.len()),
-            free: Vec::new(),
+fn options() -> Options {
+    let mut opts = Options::new();
+    for &(short, long, hint, takes, help) in TABLE {
+        match takes {
+            Takes::Values => opts.optmulti(short, long, help, hint),
+            Takes::Value => opts.optopt(short, long, help, hint),
+            Takes::Nothing => opts.optflagmulti(short, long, help),
         };
-        let mut rest = args.iter().copied();
-        while let Some(arg) = rest.next() {
-            if let Some(long) = arg.strip_prefix("--") {
-                let (name, inline) = match long.split_once('=') {
-                    Some((name, value)) => (name, Some(value)),
-                    None => (long, None),
-                };
-                let Some(index) = TABLE.iter().position(|&(_, l, _, _)| l == name) else {
-                    return Err(usage(format!("unknown option '--{name}'")));
-                };
-                let value = match (takes(index), inline) {
-                    (Takes::Nothing, Some(_)) => {
-                        return Err(usage(format!("option '--{name}' takes no value")));
-                    }
-                    (Takes::Nothing, None) => None,
-                    (_, Some(value)) => Some(value),
-                    (_, None) => match rest.next() {
-                        Some(value) => Some(value),
-                        None => return Err(usage(format!("option '--{name}' needs a value"))),
-                    },
-                };
-                parsed.add(index, value)?;
-            } else if let Some(cluster) = arg.strip_prefix('-').filter(|c| !c.is_empty()) {
-                for (at, letter) in cluster.char_indices() {
-                    let Some(index) = TABLE.iter().position(|&(short, _, _, _)| {
-                        short.starts_with(letter) && short.len() == letter.len_utf8()
-                    }) else {
-                        return Err(usage(format!("unknown option '-{letter}'")));
-                    };
-                    if takes(index) == Takes::Nothing {
-                        parsed.add(index, None)?;
-                        continue;
-                    }
-                    // The rest of the cluster, or else the next argument, is
-                    // the value.
-                    let attached = cluster.get(at + letter.len_utf8()..).unwrap_or("");
-                    let value = if attached.is_empty() {
-                        match rest.next() {
-                            Some(value) => value,
-                            None => {
-                                return Err(usage(format!("option '-{letter}' needs a value")));
-                            }
-                        }
-                    } else {
-                        attached
-                    };
-                    parsed.add(index, Some(value))?;
-                    break;
-                }
-            } else {
-                parsed.free.push(arg);
-            }
-        }
-        Ok(parsed)
     }
-
-    fn add(&mut self, index: usize, value: Option<&'a str>) -> Result<(), UsageError> {
-        if takes(index) == Takes::Value && self.given.iter().any(|(i, _)| *i == index) {
-            return Err(usage(format!(
-                "option '--{}' is given more than once",
-                long_name(index)
-            )));
-        }
-        self.given.push((index, value));
-        Ok(())
-    }
-
-    fn present(&self, long: &str) -> bool {
-        self.given.iter().any(|(i, _)| long_name(*i) == long)
-    }
-
-    /// The value of a one-value option.
-    fn value(&self, long: &str) -> Option<&'a str> {
-        self.given
-            .iter()
-            .find(|(i, _)| long_name(*i) == long)
-            .and_then(|(_, v)| *v)
-    }
+    opts
 }
 
-fn takes(index: usize) -> Takes {
-    TABLE.get(index).map_or(Takes::Nothing, |&(_, _, _, t)| t)
+pub fn help_text() -> String {
+    options().usage_with_format(|rows| {
+        let mut out = String::from(
+            "Usage: cocalc-init [OPTIONS] [-- COMMAND [ARG]...]\n\
+             A small init for containers: reaps zombies, forwards signals, restarts\n\
+             programs that exit unexpectedly, and logs what they print.\n\n",
+        );
+        for row in rows {
+            let (flag, help) = one_line(&row);
+            out.push_str(&format!("  {flag:<28}{help}\n"));
+        }
+        out.push_str(&format!(
+            "  {:<28}main command: init exits with its status\n\n\
+             See 'man cocalc-init' for details.\n",
+            "-- COMMAND [ARG]..."
+        ));
+        out
+    })
 }
 
-fn long_name(index: usize) -> &'static str {
-    TABLE.get(index).map_or("", |&(_, long, _, _)| long)
+/// getopts' help row → (flags and value name, description). getopts puts
+/// the description of a long flag on a line of its own; `--help` keeps one
+/// line a flag.
+fn one_line(row: &str) -> (String, String) {
+    // Every row starts with four spaces, then the flags; the description
+    // starts at column 24 or on the next lines.
+    let body = row.get(4..).unwrap_or("");
+    let (flag, help) = match body.split_once('\n') {
+        Some((flag, help)) => (flag, help),
+        None => (body.get(..20).unwrap_or(body), body.get(20..).unwrap_or("")),
+    };
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    (flag.trim_end().to_string(), help)
+}
+
+pub fn version_text() -> String {
+    format!("cocalc-init {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// getopts' failure, in our words.
+fn fail_message(fail: Fail) -> String {
+    let dashed = |name: &str| {
+        if name.chars().count() == 1 {
+            format!("-{name}")
+        } else {
+            format!("--{name}")
+        }
+    };
+    match fail {
+        Fail::ArgumentMissing(name) => format!("option '{}' needs a value", dashed(&name)),
+        Fail::UnrecognizedOption(name) => format!("unknown option '{}'", dashed(&name)),
+        Fail::OptionDuplicated(name) => {
+            let long = TABLE
+                .iter()
+                .find(|&&(short, long, ..)| short == name || long == name)
+                .map_or(name.as_str(), |&(_, long, ..)| long);
+            format!("option '--{long}' is given more than once")
+        }
+        Fail::UnexpectedArgument(name) => format!("option '{}' takes no value", dashed(&name)),
+        Fail::OptionMissing(name) => format!("option '{}' is missing", dashed(&name)),
+    }
 }
 
 /// What `--check` prints: the configuration as init understood it.
@@ -266,12 +276,12 @@ pub fn describe(config: &Config) -> String {
                 ));
             }
             ProgramKind::InitScript(script) => {
-                let folder = path::parent(script).unwrap_or(b"/");
+                let folder = script.parent().unwrap_or(Path::new("/"));
                 out.push_str(&format!(
                     "init script {}: bash {} (in {}, if it exists at start)\n",
                     program.name,
-                    shell_quote(&path::display(script)),
-                    path::display(folder)
+                    shell_quote(&script.to_string_lossy()),
+                    folder.display()
                 ));
             }
         }
@@ -279,7 +289,7 @@ pub fn describe(config: &Config) -> String {
     if let Some(main) = &config.main {
         let words: Vec<String> = main
             .iter()
-            .map(|w| path::display(w.to_bytes()).into_owned())
+            .map(|w| w.to_string_lossy().into_owned())
             .collect();
         out.push_str(&format!(
             "main: {}\n",
@@ -300,7 +310,7 @@ pub fn describe(config: &Config) -> String {
         LogTarget::Stderr => out.push_str("log: standard error only\n"),
         LogTarget::File(file) => out.push_str(&format!(
             "log: {} ({rotation}){}\n",
-            path::display(file),
+            file.display(),
             if l.quiet {
                 ""
             } else {
@@ -330,29 +340,29 @@ fn shell_quote(word: &str) -> String {
 
 /// Parses the arguments after the program name. `cwd` makes relative `-i`
 /// and `-l` paths absolute, as they were meant at start.
-pub fn parse(args: &[&'static CStr], cwd: &[u8]) -> Result<Request, UsageError> {
-    let split_at = args.iter().position(|a| a.to_bytes() == b"--");
+pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
+    let split_at = args.iter().position(|a| a == "--");
     let (opts, main) = match split_at {
         Some(at) => (args.get(..at).unwrap_or(&[]), args.get(at + 1..)),
         None => (args, None),
     };
     let mut utf8 = Vec::with_capacity(opts.len());
     for arg in opts {
-        match core::str::from_utf8(arg.to_bytes()) {
-            Ok(s) => utf8.push(s),
-            Err(_) => {
+        match arg.to_str() {
+            Some(s) => utf8.push(s),
+            None => {
                 return Err(usage(format!(
                     "option argument '{}' is not valid UTF-8",
-                    path::display(arg.to_bytes())
+                    arg.to_string_lossy()
                 )));
             }
         }
     }
-    let m = Parsed::read(&utf8)?;
-    if m.present(HELP) {
+    let m = options().parse(&utf8).map_err(|f| usage(fail_message(f)))?;
+    if m.opt_present(HELP) {
         return Ok(Request::Help);
     }
-    if m.present(VERSION) {
+    if m.opt_present(VERSION) {
         return Ok(Request::Version);
     }
     if let Some(extra) = m.free.first() {
@@ -361,13 +371,24 @@ pub fn parse(args: &[&'static CStr], cwd: &[u8]) -> Result<Request, UsageError> 
         )));
     }
 
-    let mut programs: Vec<ProgramSpec> = Vec::new();
-    for (index, value) in &m.given {
-        let value = value.unwrap_or("");
-        let spec = match long_name(*index) {
-            PROGRAM => parse_program(value)?,
-            INIT_SCRIPT => parse_init_script(value, cwd)?,
-            _ => continue,
+    // -p and -i together, in command-line order.
+    let mut given: Vec<(usize, &str, String)> = m
+        .opt_strs_pos(PROGRAM)
+        .into_iter()
+        .map(|(at, v)| (at, PROGRAM, v))
+        .chain(
+            m.opt_strs_pos(INIT_SCRIPT)
+                .into_iter()
+                .map(|(at, v)| (at, INIT_SCRIPT, v)),
+        )
+        .collect();
+    given.sort_by_key(|&(at, ..)| at);
+    let mut programs: Vec<ProgramSpec> = Vec::with_capacity(given.len());
+    for (_, option, value) in &given {
+        let spec = if *option == PROGRAM {
+            parse_program(value)?
+        } else {
+            parse_init_script(value, cwd)?
         };
         if programs.iter().any(|p| p.name == spec.name) {
             return Err(usage(format!(
@@ -378,39 +399,24 @@ pub fn parse(args: &[&'static CStr], cwd: &[u8]) -> Result<Request, UsageError> 
         programs.push(spec);
     }
 
-    // A trailing `--` with nothing after it is no main command: an image's
-    // ENTRYPOINT ends with `--` so that `docker run IMAGE CMD` can add one,
-    // and must still work when no CMD is given.
-    let main: Option<Vec<&'static CStr>> = main
-        .filter(|words| !words.is_empty())
-        .map(|words| words.to_vec());
-    match &main {
-        Some(words) if words.first().is_some_and(|w| w.is_empty()) => {
-            return Err(usage("the main command is empty"));
-        }
-        None if programs.is_empty() => {
-            return Err(usage(
-                "nothing to run: give -p NAME=COMMAND, -i PATH or '-- COMMAND'",
-            ));
-        }
-        _ => {}
-    }
-
+    // Every value is checked before asking whether there is anything to
+    // run: `-g abc` is first of all a bad grace.
     let policy = Policy {
-        exitcodes: match m.value(EXITCODES) {
-            Some(list) => ExitCodes::parse(list).map_err(|e| usage(format!("--exitcodes: {e}")))?,
+        exitcodes: match m.opt_str(EXITCODES) {
+            Some(list) => {
+                ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
+            }
             None => ExitCodes::default(),
         },
         startsecs: seconds(&m, STARTSECS, DEFAULT_STARTSECS)?,
         backoff_max: seconds(&m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
         grace: seconds(&m, GRACE, DEFAULT_GRACE)?,
     };
-
-    let target = match m.value(LOG) {
+    let target = match m.opt_str(LOG).as_deref() {
         Some("-") => LogTarget::Stderr,
         Some("") => return Err(usage("--log: the FILE is empty")),
-        Some(file) => LogTarget::File(path::join(cwd, file.as_bytes())),
-        None => LogTarget::File(DEFAULT_LOG.as_bytes().to_vec()),
+        Some(file) => LogTarget::File(cwd.join(file)),
+        None => LogTarget::File(DEFAULT_LOG.into()),
     };
     let log = LogConfig {
         target,
@@ -422,9 +428,32 @@ pub fn parse(args: &[&'static CStr], cwd: &[u8]) -> Result<Request, UsageError> 
             u64::from(MAX_LOG_BACKUPS),
         )?)
         .unwrap_or(MAX_LOG_BACKUPS),
-        quiet: m.present(QUIET),
-        verbose: m.present(VERBOSE),
+        quiet: m.opt_present(QUIET),
+        verbose: m.opt_present(VERBOSE),
     };
+
+    // A trailing `--` with nothing after it is no main command: an image's
+    // ENTRYPOINT ends with `--` so that `docker run IMAGE CMD` can add one,
+    // and must still work when no CMD is given.
+    let main = match main.filter(|words| !words.is_empty()) {
+        None => None,
+        Some(words) if words.first().is_some_and(|w| w.is_empty()) => {
+            return Err(usage("the main command is empty"));
+        }
+        Some(words) => Some(
+            words
+                .iter()
+                .map(|w| CString::new(w.clone().into_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                // The OS passes arguments as C strings: none holds a NUL.
+                .map_err(|_| usage("the main command holds a NUL byte"))?,
+        ),
+    };
+    if main.is_none() && programs.is_empty() {
+        return Err(usage(
+            "nothing to run: give -p NAME=COMMAND, -i PATH or '-- COMMAND'",
+        ));
+    }
 
     let config = Box::new(Config {
         programs,
@@ -432,7 +461,7 @@ pub fn parse(args: &[&'static CStr], cwd: &[u8]) -> Result<Request, UsageError> 
         policy,
         log,
     });
-    Ok(if m.present(CHECK) {
+    Ok(if m.opt_present(CHECK) {
         Request::Check(config)
     } else {
         Request::Run(config)
@@ -455,13 +484,12 @@ fn parse_program(value: &str) -> Result<ProgramSpec, UsageError> {
     })
 }
 
-fn parse_init_script(value: &str, cwd: &[u8]) -> Result<ProgramSpec, UsageError> {
+fn parse_init_script(value: &str, cwd: &Path) -> Result<ProgramSpec, UsageError> {
     if value.is_empty() {
         return Err(usage("--init-script: the PATH is empty"));
     }
-    let script = path::join(cwd, value.as_bytes());
-    let Some(file_name) = path::file_name(&script).and_then(|n| core::str::from_utf8(n).ok())
-    else {
+    let script = cwd.join(value);
+    let Some(file_name) = script.file_name().and_then(|n| n.to_str()) else {
         return Err(usage(format!("--init-script '{value}': not a file name")));
     };
     Ok(ProgramSpec {
@@ -470,13 +498,14 @@ fn parse_init_script(value: &str, cwd: &[u8]) -> Result<ProgramSpec, UsageError>
     })
 }
 
-fn seconds(m: &Parsed<'_>, name: &str, default: &str) -> Result<Seconds, UsageError> {
-    let text = m.value(name).unwrap_or(default);
+fn seconds(m: &Matches, name: &str, default: &str) -> Result<Seconds, UsageError> {
+    let text = m.opt_str(name);
+    let text = text.as_deref().unwrap_or(default);
     Seconds::parse(text).map_err(|e| usage(format!("--{name}: {e}")))
 }
 
-fn number(m: &Parsed<'_>, name: &str, default: u64, max: u64) -> Result<u64, UsageError> {
-    let Some(text) = m.value(name) else {
+fn number(m: &Matches, name: &str, default: u64, max: u64) -> Result<u64, UsageError> {
+    let Some(text) = m.opt_str(name) else {
         return Ok(default);
     };
     match text.trim().parse::<u64>() {
@@ -492,24 +521,23 @@ fn number(m: &Parsed<'_>, name: &str, default: u64, max: u64) -> Result<u64, Usa
 mod tests {
     use super::*;
 
-    /// Arguments as main gets them: C strings that live for ever.
-    pub(super) fn leak(bytes: Vec<u8>) -> &'static CStr {
-        Box::leak(alloc::ffi::CString::new(bytes).unwrap().into_boxed_c_str())
+    pub(super) fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
     }
 
-    fn args(list: &[&str]) -> Vec<&'static CStr> {
-        list.iter().map(|a| leak(a.as_bytes().to_vec())).collect()
+    fn c_args(list: &[&str]) -> Vec<CString> {
+        list.iter().map(|a| CString::new(*a).unwrap()).collect()
     }
 
     fn run(list: &[&str]) -> Config {
-        match parse(&args(list), b"/work") {
+        match parse(&args(list), Path::new("/work")) {
             Ok(Request::Run(c)) => *c,
             other => panic!("{list:?}: {other:?}"),
         }
     }
 
     fn err(list: &[&str]) -> String {
-        match parse(&args(list), b"/work") {
+        match parse(&args(list), Path::new("/work")) {
             Err(e) => e.0,
             Ok(other) => panic!("{list:?} parsed: {other:?}"),
         }
@@ -526,7 +554,7 @@ mod tests {
         assert_eq!(c.log.max_bytes, 10_485_760);
         assert_eq!(c.log.backups, 3);
         assert!(!c.log.quiet && !c.log.verbose);
-        assert_eq!(c.main, Some(args(&["true"])));
+        assert_eq!(c.main, Some(c_args(&["true"])));
     }
 
     #[test]
@@ -621,11 +649,17 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        assert!(matches!(parse(&args(&["-h"]), b"/"), Ok(Request::Help)));
-        assert!(parse(&args(&["--help", "--bogus"]), b"/").is_err());
-        assert!(matches!(parse(&args(&["-V"]), b"/"), Ok(Request::Version)));
         assert!(matches!(
-            parse(&args(&["--version"]), b"/"),
+            parse(&args(&["-h"]), Path::new("/")),
+            Ok(Request::Help)
+        ));
+        assert!(parse(&args(&["--help", "--bogus"]), Path::new("/")).is_err());
+        assert!(matches!(
+            parse(&args(&["-V"]), Path::new("/")),
+            Ok(Request::Version)
+        ));
+        assert!(matches!(
+            parse(&args(&["--version"]), Path::new("/")),
             Ok(Request::Version)
         ));
     }
@@ -633,7 +667,7 @@ mod tests {
     #[test]
     fn help_lists_every_option_of_the_table() {
         let help = help_text();
-        for &(short, long, hint, _) in TABLE {
+        for &(short, long, hint, ..) in TABLE {
             let flag = if short.is_empty() {
                 format!("    --{long}")
             } else {
@@ -667,7 +701,7 @@ mod tests {
                 "--",
                 "x y",
             ]),
-            b"/",
+            Path::new("/"),
         ) {
             Ok(Request::Check(c)) => c,
             other => panic!("{other:?}"),
@@ -706,14 +740,14 @@ mod tests {
 
     #[test]
     fn main_command_keeps_non_utf8_and_dashes() {
-        let raw = leak(vec![0xff, 0xfe]);
+        use std::os::unix::ffi::OsStringExt;
         let mut a = args(&["-q", "--", "echo", "--", "-x"]);
-        a.push(raw);
-        match parse(&a, b"/") {
+        a.push(OsString::from_vec(vec![0xff, 0xfe]));
+        match parse(&a, Path::new("/")) {
             Ok(Request::Run(c)) => {
                 let main = c.main.unwrap();
-                assert_eq!(main[..3], args(&["echo", "--", "-x"])[..]);
-                assert_eq!(main[3], raw);
+                assert_eq!(main[..3], c_args(&["echo", "--", "-x"])[..]);
+                assert_eq!(main[3].as_bytes(), [0xff, 0xfe]);
             }
             other => panic!("{other:?}"),
         }
@@ -769,11 +803,13 @@ mod tests {
 
     #[test]
     fn usage_error_has_two_lines_pointing_to_help() {
-        let e = parse(&args(&["--bogus"]), b"/").unwrap_err().to_string();
+        let e = parse(&args(&["--bogus"]), Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e.lines().count(), 2);
         assert!(e.ends_with("Try 'cocalc-init --help' for more information."));
         // Even when the value quoted holds a newline or an escape.
-        let e = parse(&args(&["-p", "a\nb\x1b[2J"]), b"/")
+        let e = parse(&args(&["-p", "a\nb\x1b[2J"]), Path::new("/"))
             .unwrap_err()
             .to_string();
         assert_eq!(e.lines().count(), 2, "{e}");
@@ -781,30 +817,12 @@ mod tests {
     }
 }
 
-/// Property tests with a small seeded generator (no extra crate): any argv
-/// gives a configuration or a usage error — never a panic — and what
-/// parses describes itself.
+/// Property tests: any argv gives a configuration or a usage error —
+/// never a panic — and what parses describes itself.
 #[cfg(test)]
 mod properties {
     use super::*;
-
-    /// xorshift64*: deterministic, so a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[self.below(from.len())]
-        }
-    }
+    use proptest::prelude::*;
 
     const PIECES: &[&str] = &[
         "-p",
@@ -858,54 +876,42 @@ mod properties {
         "\t",
     ];
 
-    #[test]
-    fn any_argv_parses_or_is_a_usage_error() {
-        let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-        for _ in 0..20_000 {
-            let n = rng.below(8);
-            let argv: Vec<&'static CStr> = (0..n)
-                .map(|_| {
-                    let mut a = rng.pick(PIECES).to_string();
-                    if rng.below(4) == 0 {
-                        a.push_str(rng.pick(PIECES));
-                    }
-                    // A NUL cannot be in an argument; the piece "\u{0}"
-                    // stands for an empty one.
-                    tests::leak(a.replace('\u{0}', "").into_bytes())
-                })
-                .collect();
-            match parse(&argv, b"/w") {
+    /// One argument: a piece, sometimes two run together, or any text.
+    fn arg() -> impl Strategy<Value = String> {
+        let joined = (
+            prop::sample::select(PIECES),
+            prop::option::weighted(0.25, prop::sample::select(PIECES)),
+        )
+            .prop_map(|(a, b)| format!("{a}{}", b.unwrap_or("")));
+        // A NUL cannot be in an argument; the piece "\u{0}" stands for an
+        // empty one.
+        prop_oneof![9 => joined, 1 => any::<String>()].prop_map(|a| a.replace('\u{0}', ""))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn any_argv_parses_or_is_a_usage_error(argv in prop::collection::vec(arg(), 0..8)) {
+            let argv: Vec<OsString> = argv.into_iter().map(OsString::from).collect();
+            match parse(&argv, Path::new("/w")) {
                 Ok(Request::Run(c)) | Ok(Request::Check(c)) => {
-                    assert!(!c.programs.is_empty() || c.main.is_some(), "{argv:?}");
+                    prop_assert!(!c.programs.is_empty() || c.main.is_some(), "{argv:?}");
                     let _ = describe(&c);
                 }
                 Ok(Request::Help | Request::Version) => {}
-                Err(e) => assert!(
+                Err(e) => prop_assert!(
                     !e.0.is_empty() && !e.0.chars().any(char::is_control),
                     "{argv:?}: {e:?}"
                 ),
             }
         }
-    }
 
-    #[test]
-    fn split_words_read_back_through_quoting() {
-        let mut rng = Rng(0x0dd_ba11);
-        let alphabet = [
-            'a', ' ', '\'', '"', '\\', '$', '\t', 'é', '\n', '|', '*', '#',
-        ];
-        for _ in 0..20_000 {
-            let len = rng.below(12);
-            let line: String = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len())])
-                .collect();
+        #[test]
+        fn split_words_read_back_through_quoting(line in "[a '\"\\\\$\té\n|*#]{0,12}") {
             if let Ok(words) = shellwords::split(&line) {
                 let quoted: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
-                assert_eq!(
-                    shellwords::split(&quoted.join(" ")).unwrap(),
-                    words,
-                    "{line:?}"
-                );
+                prop_assert_eq!(shellwords::split(&quoted.join(" ")).unwrap(), words, "{:?}", line);
             }
         }
     }

@@ -1,73 +1,49 @@
 //! cocalc-init: a small synchronous init for containers.
 //!
 //! `main` only wires the modules together and is the only place that exits:
-//! signals blocked → parse (usage error → 2, before anything starts) → fd
-//! hygiene → the main command started → log → supervisor loop → exit with
-//! its status.
+//! signals blocked → parse (usage error → 2, before anything starts) → the
+//! main command started → log → supervisor loop → exit with its status.
 //!
-//! init is built without std (`no_std`, `no_main`; `alloc` for its
-//! strings and vectors): std's panic machinery — a backtrace symbolizer
-//! that `panic = "abort"` keeps — with its `Command`, files and
-//! `io::Error` text (strerror pulls gettext into a static glibc) were a
-//! quarter of the static binary. What std did for a program, init does itself: `main` is the C
-//! entry point, `runtime` supplies the heap (glibc's malloc) and the panic
-//! handler, `sys` wraps the system calls. Unit tests build with std.
-#![cfg_attr(not(test), no_std)]
+//! init enters at the C `main` (`no_main`) and keeps std: std's own
+//! start-up (stack-overflow handlers, SIGPIPE set to ignored, a poll of
+//! fds 0-2) is not run. Of that, init wants only the fds: see
+//! `open_standard_fds`. SIGPIPE is blocked with every other signal.
 #![cfg_attr(not(test), no_main)]
-
-extern crate alloc;
 
 mod cli;
 mod config;
-mod localtime;
 mod logfile;
+mod logging;
 mod messages;
 mod output;
-mod path;
 mod procs;
 mod program;
-#[cfg(not(test))]
-mod runtime;
 mod shellwords;
 mod signals;
 mod spawn;
+mod stamp;
 mod status;
 mod stderr;
 mod supervisor;
-mod sys;
-mod time;
 
-use alloc::format;
-use alloc::vec::Vec;
-use core::ffi::{CStr, c_char, c_int};
+use std::ffi::OsString;
+#[cfg(not(test))]
+use std::ffi::{c_char, c_int};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+use std::path::PathBuf;
 
-use crate::logfile::{Level, Logger};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
+use crate::logging::Level;
+
+// Not in the unit-test build, whose harness has its own main.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    open_standard_fds();
-    // SAFETY: argc and argv are what the C runtime passed to main.
-    c_int::from(unsafe { run(argc, argv) })
-}
-
-/// The arguments after the program name, as the OS gave them. They are
-/// borrowed, not copied: argv lives as long as the process.
-///
-/// # Safety
-/// `argv` must hold `argc` valid NUL-terminated strings.
-#[cfg_attr(test, allow(dead_code))]
-unsafe fn args_from(argc: c_int, argv: *const *const c_char) -> Vec<&'static CStr> {
-    let count = usize::try_from(argc).unwrap_or(0);
-    (1..count)
-        .filter_map(|i| {
-            // SAFETY: i < argc, so argv[i] is one of the strings.
-            let arg = unsafe { *argv.add(i) };
-            // SAFETY: a NUL-terminated string from the C runtime, never
-            // freed or changed.
-            (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) })
-        })
-        .collect()
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    c_int::from(run())
 }
 
 /// A parent may start init with fd 0, 1 or 2 closed. Then the first file
@@ -75,51 +51,50 @@ unsafe fn args_from(argc: c_int, argv: *const *const c_char) -> Vec<&'static CSt
 /// signalfd as its stdout. Point any closed one at /dev/null.
 #[cfg_attr(test, allow(dead_code))]
 fn open_standard_fds() {
-    for fd in 0..=2 {
-        // SAFETY: fcntl and open with plain arguments.
-        unsafe {
-            if libc::fcntl(fd, libc::F_GETFD) < 0 {
-                // The lowest free number is the one just found closed.
-                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let standard: [BorrowedFd<'_>; 3] = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    for fd in standard {
+        if nix::sys::stat::fstat(fd).err() == Some(Errno::EBADF) {
+            // The lowest free number is the one just found closed; it stays
+            // open (and inherited) for the life of init.
+            if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+                let _ = null.into_raw_fd();
             }
         }
     }
 }
 
-/// # Safety
-/// `argv` must hold `argc` valid NUL-terminated strings.
 #[cfg_attr(test, allow(dead_code))]
-unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
-    // First thing: as PID 1, a signal that arrives before it is blocked is
-    // dropped by the kernel, so keep that window as short as it can be.
+fn run() -> u8 {
+    open_standard_fds();
+    // First thing after that: as PID 1, a signal that arrives before it is
+    // blocked is dropped by the kernel, so keep that window short.
     let signals = signals::Signals::install();
-    // SAFETY: as promised by the caller.
-    let args = unsafe { args_from(argc, argv) };
-    let cwd = sys::current_dir().unwrap_or_else(|| b"/".to_vec());
-    let config = match cli::parse(&args, &cwd) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let mut config = match cli::parse(&args, &cwd) {
         Ok(cli::Request::Run(config)) => *config,
         Ok(cli::Request::Check(config)) => return print_stdout(&cli::describe(&config)),
         Ok(cli::Request::Help) => return print_stdout(&cli::help_text()),
         Ok(cli::Request::Version) => return print_stdout(&cli::version_text()),
         Err(e) => {
-            stderr::write(format!("{e}\n").as_bytes());
+            // Nothing has started: a blocking write is fine.
+            let _ = writeln!(std::io::stderr(), "{e}");
             return 2;
         }
     };
-    spawn::keep_inherited_fds_from_children();
-    let mut config = config;
     let signals = match signals {
         Ok(signals) => signals,
         Err(e) => {
             // Without signals init could neither reap nor stop: refuse to
             // start anything rather than run blind.
             stderr::init();
-            let mut log = Logger::open(&config.log);
-            log.line(
+            logging::init(&config.log);
+            logging::line(
                 Level::Critical,
                 &messages::runtime_error("cannot set up signal handling", &e),
             );
-            log.flush();
+            logging::flush();
             return 1;
         }
     };
@@ -127,15 +102,16 @@ unsafe fn run(argc: c_int, argv: *const *const c_char) -> u8 {
     // init to open its log. What happened is logged right after.
     let early = supervisor::start_early(&mut config);
     stderr::init();
-    let mut log = Logger::open(&config.log);
-    log.info(&messages::started(early.me));
-    supervisor::Supervisor::new(config, log, signals, early).run()
+    logging::init(&config.log);
+    logging::info(&messages::started(early.me));
+    supervisor::Supervisor::new(config, signals, early).run()
 }
 
 /// `--help`, `--version` and `--check` are the only output on stdout.
 #[cfg_attr(test, allow(dead_code))]
 fn print_stdout(text: &str) -> u8 {
-    match sys::write_all(1, text.as_bytes()) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => 0,
         Err(_) => 1,
     }

@@ -2,90 +2,31 @@
 //! message for the same event, the words are its words, so that habits
 //! such as `grep 'exited: project_init_sh'` keep working.
 
-use alloc::format;
-use alloc::string::{String, ToString};
-use core::fmt;
-use core::time::Duration;
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::unistd::Pid;
 
 use crate::config::{MAIN_NAME, Seconds};
-use crate::path;
 use crate::signals::signal_name;
 use crate::spawn::SpawnError;
 use crate::status::ExitKind;
-use crate::sys::{self, Pid};
-
-/// A piece of a message built by [`concat`].
-enum Piece<'a> {
-    Text(&'a str),
-    Number(i64),
-}
-
-use Piece::{Number, Text};
-
-/// Joins pieces into one message without core::fmt. The messages every
-/// start and exit logs (started, spawned, exited, exiting) are built this
-/// way: through `format!` they cost 5,000 of the 77,000 instructions an
-/// `init -- /bin/true` ran.
-fn concat(pieces: &[Piece<'_>]) -> String {
-    let mut out = String::with_capacity(64);
-    for piece in pieces {
-        match *piece {
-            Text(text) => out.push_str(text),
-            Number(n) => {
-                if n < 0 {
-                    out.push('-');
-                }
-                let mut digits = [0u8; 20];
-                let mut at = digits.len();
-                let mut rest = n.unsigned_abs();
-                loop {
-                    at -= 1;
-                    if let Some(d) = digits.get_mut(at) {
-                        *d = b'0' + (rest % 10) as u8;
-                    }
-                    rest /= 10;
-                    if rest == 0 || at == 0 {
-                        break;
-                    }
-                }
-                for &d in digits.get(at..).unwrap_or(&[]) {
-                    out.push(char::from(d));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// How a process ended, for [`concat`]: [`ExitKind::lead`] and the code,
-/// or the lead and the signal's name (returned, for the pieces to borrow).
-fn how_words(how: ExitKind) -> (&'static str, Piece<'static>, String) {
-    match how {
-        ExitKind::Code(code) => (how.lead(), Number(i64::from(code)), String::new()),
-        ExitKind::Signal(sig) => (how.lead(), Text(""), signal_name(sig)),
-    }
-}
 
 pub fn started(pid: Pid) -> String {
-    concat(&[
-        Text("cocalc-init "),
-        Text(env!("CARGO_PKG_VERSION")),
-        Text(" started with pid "),
-        Number(i64::from(pid.as_raw())),
-    ])
+    format!(
+        "cocalc-init {} started with pid {pid}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
-pub fn skipped(script: &[u8]) -> String {
-    format!("skipped: {} does not exist", path::display(script))
+pub fn skipped(script: &Path) -> String {
+    format!("skipped: {} does not exist", script.display())
 }
 
 pub fn spawned(name: &str, pid: Pid) -> String {
-    concat(&[
-        Text("spawned: '"),
-        Text(name),
-        Text("' with pid "),
-        Number(i64::from(pid.as_raw())),
-    ])
+    format!("spawned: '{name}' with pid {pid}")
 }
 
 pub fn spawnerr(error: &SpawnError) -> String {
@@ -100,31 +41,11 @@ pub fn success(name: &str, startsecs: Seconds) -> String {
 
 pub fn exited(name: &str, how: ExitKind, expected: bool) -> String {
     let word = if expected { "expected" } else { "not expected" };
-    let (lead, number, signal) = how_words(how);
-    concat(&[
-        Text("exited: "),
-        Text(name),
-        Text(" ("),
-        Text(lead),
-        number,
-        Text(&signal),
-        Text("; "),
-        Text(word),
-        Text(")"),
-    ])
+    format!("exited: {name} ({how}; {word})")
 }
 
 pub fn exited_main(how: ExitKind) -> String {
-    let (lead, number, signal) = how_words(how);
-    concat(&[
-        Text("exited: "),
-        Text(MAIN_NAME),
-        Text(" ("),
-        Text(lead),
-        number,
-        Text(&signal),
-        Text(")"),
-    ])
+    format!("exited: {MAIN_NAME} ({how})")
 }
 
 pub fn backoff(name: &str, after: Duration) -> String {
@@ -170,7 +91,7 @@ pub fn forwarded(sig: i32, targets: &[&str]) -> String {
 }
 
 pub fn exiting(status: u8) -> String {
-    concat(&[Text("exiting with status "), Number(i64::from(status))])
+    format!("exiting with status {status}")
 }
 
 pub fn runtime_error(what: &str, error: &dyn fmt::Display) -> String {
@@ -187,17 +108,17 @@ pub const STDERR_FULL: &str =
     "standard error is full: log lines are not copied there until it has room";
 
 /// Said once on stderr when the log file cannot be written.
-pub fn log_unwritable(file: &[u8], error: &sys::Error) -> String {
+pub fn log_unwritable(file: &Path, error: &io::Error) -> String {
     format!(
         "cocalc-init: cannot write the log file {}: {error}; log lines go to stderr until it works again\n",
-        path::display(file)
+        file.display()
     )
 }
 
-pub fn log_writable_again(file: &[u8]) -> String {
+pub fn log_writable_again(file: &Path) -> String {
     format!(
         "cocalc-init: writing the log file {} again\n",
-        path::display(file)
+        file.display()
     )
 }
 
@@ -211,23 +132,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn concat_writes_numbers_as_format_does() {
-        for n in [0, 7, 10, 255, -1, -40, 123_456_789, i64::MAX, i64::MIN] {
-            assert_eq!(concat(&[Number(n)]), format!("{n}"));
-        }
-        assert_eq!(concat(&[Text("a"), Number(12), Text("b")]), "a12b");
-        for how in [
-            ExitKind::Code(0),
-            ExitKind::Code(255),
-            ExitKind::Signal(9),
-            ExitKind::Signal(40),
-        ] {
-            assert_eq!(exited_main(how), format!("exited: main ({how})"));
-            assert_eq!(
-                exited("x", how, false),
-                format!("exited: x ({how}; not expected)")
-            );
-        }
+    fn start_and_end_lines() {
         assert_eq!(
             started(Pid::from_raw(1)),
             format!(
@@ -236,6 +141,10 @@ mod tests {
             )
         );
         assert_eq!(exiting(143), "exiting with status 143");
+        assert_eq!(
+            exited_main(ExitKind::Signal(9)),
+            "exited: main (terminated by SIGKILL)"
+        );
     }
 
     #[test]

@@ -1,9 +1,15 @@
-//! Program output → log lines. Bytes are kept as they are (no UTF-8
-//! repair: the log is a byte stream and nothing is lost); a line longer than
+//! Program output → log lines, one way: a pipe's bytes → [`LineBuffer`]
+//! → one log record a line ([`logging::output`]). A line longer than
 //! [`MAX_LINE`] is cut into pieces of that size, never dropped; a partial
-//! last line waits for its end until the program exits.
+//! last line waits for its end until the program exits or the pipe closes.
+//! Bytes that are not UTF-8 are logged as U+FFFD.
 
-use alloc::vec::Vec;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use crate::logging::{self, Stream};
+use crate::messages;
 
 /// The longest line logged in one piece.
 pub const MAX_LINE: usize = 8 * 1024;
@@ -55,15 +61,8 @@ impl LineBuffer {
     }
 }
 
-/// The first newline: glibc's memchr, which scans a word or a vector at a
-/// time, several times faster than a byte loop on long output.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    // SAFETY: memchr reads at most bytes.len() bytes from a valid slice.
-    let at = unsafe { libc::memchr(bytes.as_ptr().cast(), i32::from(b'\n'), bytes.len()) };
-    if at.is_null() {
-        return None;
-    }
-    Some((at as usize).wrapping_sub(bytes.as_ptr() as usize))
+    bytes.iter().position(|&b| b == b'\n')
 }
 
 fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
@@ -73,6 +72,96 @@ fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
     }
     for piece in line.chunks(MAX_LINE) {
         emit(piece);
+    }
+}
+
+/// One read from a pipe takes at most this much, so that one chatty
+/// program cannot starve the others.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// On a program's exit its pipes are drained of at most this many reads
+/// (1 MiB) before the `exited:` line; the rest follows as it is read.
+const DRAIN_READS: usize = 16;
+
+/// A read end of a program's stdout or stderr. It lives until its end,
+/// which may come long after the program's (a grandchild can hold it open).
+pub struct Pipe {
+    /// The program's index in the supervisor's list.
+    pub program: usize,
+    name: String,
+    stream: Stream,
+    file: File,
+    lines: LineBuffer,
+}
+
+/// Whether a pipe is still open after a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeRead {
+    Open,
+    Closed,
+}
+
+impl Pipe {
+    pub fn new(program: usize, name: &str, stream: Stream, file: File) -> Pipe {
+        Pipe {
+            program,
+            name: name.to_string(),
+            stream,
+            file,
+            lines: LineBuffer::default(),
+        }
+    }
+
+    /// One read (the loop's turn), its complete lines logged; at the end of
+    /// the pipe, the partial last line too.
+    pub fn read(&mut self, buf: &mut [u8]) -> PipeRead {
+        self.read_some(buf, 1)
+    }
+
+    /// The program has exited: what it wrote so far is logged now, the
+    /// partial last line included, so that it stands above the exit line.
+    pub fn drain(&mut self, buf: &mut [u8]) -> PipeRead {
+        let state = self.read_some(buf, DRAIN_READS);
+        self.finish();
+        state
+    }
+
+    fn read_some(&mut self, buf: &mut [u8], reads: usize) -> PipeRead {
+        for _ in 0..reads {
+            match (&self.file).read(buf) {
+                Ok(0) => {
+                    self.finish();
+                    return PipeRead::Closed;
+                }
+                Ok(n) => {
+                    let (name, stream) = (&self.name, self.stream);
+                    let chunk = buf.get(..n).unwrap_or(&[]);
+                    self.lines
+                        .feed(chunk, &mut |line| logging::output(name, stream, line));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return PipeRead::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // The pipe is dropped after this, so this is said once.
+                    let what = format!("reading the {} of {}", self.stream.word(), self.name);
+                    logging::error(&messages::runtime_error(&what, &e));
+                    self.finish();
+                    return PipeRead::Closed;
+                }
+            }
+        }
+        PipeRead::Open
+    }
+
+    fn finish(&mut self) {
+        let (name, stream) = (&self.name, self.stream);
+        self.lines
+            .finish(&mut |line| logging::output(name, stream, line));
+    }
+}
+
+impl AsFd for Pipe {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
@@ -141,19 +230,6 @@ mod tests {
             assert!(buf.partial.len() < MAX_LINE);
         }
         assert_eq!(count, 100_000 / MAX_LINE);
-    }
-
-    #[test]
-    fn find_newline_agrees_with_a_byte_scan() {
-        let mut data = vec![b'a'; 300];
-        for at in [0, 1, 7, 8, 31, 32, 33, 64, 299] {
-            data[at] = b'\n';
-            assert_eq!(find_newline(&data), data.iter().position(|&b| b == b'\n'));
-            assert_eq!(find_newline(&data[at..]), Some(0));
-            data[at] = b'a';
-        }
-        assert_eq!(find_newline(&data), None);
-        assert_eq!(find_newline(&[]), None);
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! processes are init's children (adopted ones included), and, as PID 1,
 //! which processes are left in the container.
 
-use alloc::vec::Vec;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 
-use crate::sys::{self, Pid};
+use nix::errno::Errno;
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proc {
@@ -20,12 +23,12 @@ pub struct Proc {
 pub fn parse_stat(text: &[u8]) -> Option<Proc> {
     let open = text.windows(2).position(|w| w == b" (")?;
     let close = text.iter().rposition(|&b| b == b')')?;
-    let pid: i32 = core::str::from_utf8(text.get(..open)?)
+    let pid: i32 = std::str::from_utf8(text.get(..open)?)
         .ok()?
         .trim()
         .parse()
         .ok()?;
-    let rest = core::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
     let mut rest = rest.split_whitespace();
     let state = rest.next()?;
     let ppid: i32 = rest.next()?.parse().ok()?;
@@ -37,17 +40,16 @@ pub fn parse_stat(text: &[u8]) -> Option<Proc> {
 }
 
 /// Every process in this PID namespace that `/proc` shows.
-pub fn list() -> sys::Result<Vec<Proc>> {
+pub fn list() -> io::Result<Vec<Proc>> {
     let mut procs = Vec::new();
-    for name in sys::list_dir(c"/proc")? {
-        if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        if name.is_empty() || !name.as_bytes().iter().all(u8::is_ascii_digit) {
             continue;
         }
-        let Ok(path) = sys::cstring(&[b"/proc/", &name[..], b"/stat"].concat()) else {
-            continue;
-        };
         // The process may be gone by now: skip it.
-        let Ok(text) = sys::read_file(&path) else {
+        let Ok(text) = std::fs::read(entry.path().join("stat")) else {
             continue;
         };
         if let Some(p) = parse_stat(&text) {
@@ -61,16 +63,16 @@ pub fn list() -> sys::Result<Vec<Proc>> {
 /// kernel's own lists (one per thread; init has one thread): their cost is
 /// the number of children, not of processes on the machine, which matters
 /// when init is not PID 1. Falls back to a scan where there are no lists.
-pub fn children() -> sys::Result<Vec<Pid>> {
-    let Ok(tasks) = sys::list_dir(c"/proc/self/task") else {
+pub fn children() -> io::Result<Vec<Pid>> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return children_of(Pid::this());
     };
     let mut found = Vec::new();
     for task in tasks {
-        let path = sys::cstring(&[b"/proc/self/task/", &task[..], b"/children"].concat())?;
-        match sys::read_file(&path) {
+        let task = task?;
+        match std::fs::read(task.path().join("children")) {
             Ok(text) => found.extend(
-                core::str::from_utf8(&text)
+                std::str::from_utf8(&text)
                     .unwrap_or("")
                     .split_ascii_whitespace()
                     .filter_map(|p| p.parse().ok())
@@ -86,33 +88,23 @@ pub fn children() -> sys::Result<Vec<Pid>> {
 /// system call: reading `/proc` for children can then be skipped, which is
 /// most of what a short-lived `init -- CMD` would spend on shutdown.
 pub fn has_children() -> bool {
-    // SAFETY: siginfo_t is plain data; waitid writes into it.
-    let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
     loop {
         // WNOWAIT: look, do not reap — the main loop reaps and logs.
-        // SAFETY: a valid pointer to a local siginfo_t.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            return true;
-        }
-        // Only ECHILD means none; on any other error, assume some.
-        match sys::Error::last() {
-            sys::Error::Os(libc::EINTR) => continue,
-            sys::Error::Os(libc::ECHILD) => return false,
+        match waitid(
+            Id::All,
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        ) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return false,
+            // A child (even one nix cannot describe: EINVAL for a death by
+            // a real-time signal), or an error: assume some.
             _ => return true,
         }
     }
 }
 
 /// Living children of `parent`, from a scan of every process.
-pub fn children_of(parent: Pid) -> sys::Result<Vec<Pid>> {
+pub fn children_of(parent: Pid) -> io::Result<Vec<Pid>> {
     Ok(list()?
         .into_iter()
         .filter(|p| p.ppid == parent && !p.zombie)
@@ -121,7 +113,7 @@ pub fn children_of(parent: Pid) -> sys::Result<Vec<Pid>> {
 }
 
 /// Living processes other than `me`.
-pub fn others(me: Pid) -> sys::Result<Vec<Pid>> {
+pub fn others(me: Pid) -> io::Result<Vec<Pid>> {
     Ok(list()?
         .into_iter()
         .filter(|p| p.pid != me && !p.zombie)

@@ -15,12 +15,10 @@
 //! every consecutive shorter run (or failed spawn) doubles the wait, from
 //! 1 s, capped at `backoff_max`. It never gives up.
 
-use alloc::ffi::CString;
-use alloc::vec::Vec;
-use core::time::Duration;
+use std::ffi::CString;
+use std::time::{Duration, Instant};
 
-use crate::sys::Pid;
-use crate::time::Instant;
+use nix::unistd::Pid;
 
 use crate::config::{Policy, ProgramName};
 use crate::status::ExitKind;

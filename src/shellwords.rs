@@ -7,9 +7,7 @@
 //! A hand-written splitter rather than a crate: it is short, and it can say
 //! *which* quote is unbalanced, which a usage error needs.
 
-use alloc::string::String;
-use alloc::vec::Vec;
-use core::fmt;
+use std::fmt;
 
 /// Why a command line could not be split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +46,7 @@ pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
             Mode::Between | Mode::Word => match c {
                 ' ' | '\t' | '\n' => {
                     if mode == Mode::Word {
-                        words.push(core::mem::take(&mut word));
+                        words.push(std::mem::take(&mut word));
                         mode = Mode::Between;
                     }
                 }

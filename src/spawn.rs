@@ -1,31 +1,40 @@
 //! Starting one child, clean: its own session (a program) or process group
 //! (the main command), an empty signal mask and default dispositions, and
-//! no file descriptor but 0, 1, 2 — every fd init holds is close-on-exec
-//! (see `keep_inherited_fds_from_children`).
+//! no file descriptor but 0, 1, 2.
 //!
 //! The command is resolved here, before the child exists, so that a failure
 //! can be told in supervisord's words (`can't find command`, `is a
-//! directory`, …). The child is made by glibc's `posix_spawn`, not by fork:
-//! it borrows init's memory until exec (clone with CLONE_VM|CLONE_VFORK)
+//! directory`, …). The child is made by glibc's `posix_spawn` (through
+//! nix's `spawn` module), not by fork: it borrows init's memory until exec
 //! instead of copying its page tables, and hands an exec failure back as a
-//! return value instead of through a pipe the parent must wait on. That
-//! made `init -- /bin/true` ~100 µs faster. Everything the child needs is
-//! said through spawn attributes: setsid or setpgid, the terminal's
-//! foreground (`addtcsetpgrp_np`), the working directory (`addchdir_np`),
-//! an empty signal mask and the default disposition for every signal.
-//! Nothing of ours runs in the child.
+//! return value instead of through a pipe the parent must wait on.
+//! Everything the child needs is said through spawn attributes and file
+//! actions, so nothing of ours runs in the child.
+//!
+//! nix wraps the portable attributes; glibc's own extensions — a new
+//! session (`POSIX_SPAWN_SETSID`), the terminal's foreground
+//! (`addtcsetpgrp_np`), the working directory (`addchdir_np`) and closing
+//! every fd from 3 up (`addclosefrom_np`) — are added with libc on the
+//! same objects, which nix declares `repr(transparent)` over libc's.
 
-use alloc::ffi::CString;
-use alloc::string::String;
-use alloc::vec::Vec;
-use core::ffi::{CStr, c_int};
-use core::fmt;
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
-use crate::path;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
+use nix::sys::signal::SigSet;
+use nix::unistd::{AccessFlags, Pid, access, isatty, pipe2};
+
 use crate::signals;
-use crate::sys::{self, Fd, Pid};
 
-const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug)]
 pub enum SpawnError {
@@ -33,16 +42,16 @@ pub enum SpawnError {
     IsDirectory(String),
     NotExecutable(String),
     NoPermission(String),
-    Os { command: String, error: sys::Error },
+    Os { command: String, error: Errno },
 }
 
 impl SpawnError {
     /// The status a shell gives for this failure: 127 not found, 126 else.
     pub fn shell_status(&self) -> u8 {
         match self {
-            SpawnError::NotFound(_) => 127,
-            SpawnError::Os {
-                error: sys::Error::Os(libc::ENOENT),
+            SpawnError::NotFound(_)
+            | SpawnError::Os {
+                error: Errno::ENOENT,
                 ..
             } => 127,
             _ => 126,
@@ -59,7 +68,11 @@ impl fmt::Display for SpawnError {
             SpawnError::NotExecutable(c) => write!(f, "command at '{c}' is not executable"),
             SpawnError::NoPermission(c) => write!(f, "no permission to run command '{c}'"),
             SpawnError::Os { command, error } => {
-                write!(f, "couldn't run command '{command}': {error}")
+                write!(
+                    f,
+                    "couldn't run command '{command}': {}",
+                    io::Error::from(*error)
+                )
             }
         }
     }
@@ -69,8 +82,8 @@ impl fmt::Display for SpawnError {
 pub struct Spawned {
     pub pid: Pid,
     /// Non-blocking read ends of the child's stdout and stderr (programs only).
-    pub stdout: Option<Fd>,
-    pub stderr: Option<Fd>,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
 }
 
 /// How the child is set apart from init.
@@ -83,252 +96,149 @@ pub enum Isolation {
     Main,
 }
 
+/// init's environment as the child gets it, made once: init never changes
+/// its own.
+pub fn environment() -> Vec<CString> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| {
+            let mut entry = key.into_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            CString::new(entry).ok()
+        })
+        .collect()
+}
+
 pub fn spawn<A: AsRef<CStr>>(
     argv: &[A],
     cwd: Option<&CStr>,
     isolation: Isolation,
+    env: &[CString],
 ) -> Result<Spawned, SpawnError> {
     let Some(arg0) = argv.first().map(AsRef::as_ref) else {
         return Err(SpawnError::NotFound(String::new()));
     };
-    let path = resolve(arg0.to_bytes(), cwd.map(CStr::to_bytes))?;
+    let cwd_path = cwd.map(|c| Path::new(OsStr::from_bytes(c.to_bytes())));
+    let path = resolve(OsStr::from_bytes(arg0.to_bytes()), cwd_path)?;
     // The command's name is only written out when something failed.
-    let fail = |error: sys::Error| SpawnError::Os {
-        command: path::display(arg0.to_bytes()).into_owned(),
+    let fail = |error: Errno| SpawnError::Os {
+        command: String::from_utf8_lossy(arg0.to_bytes()).into_owned(),
         error,
     };
-    let mut arg_ptrs: Vec<*mut libc::c_char> = argv
-        .iter()
-        .map(|a| a.as_ref().as_ptr().cast_mut())
-        .collect();
-    arg_ptrs.push(core::ptr::null_mut());
 
-    let mut actions = FileActions::new().map_err(fail)?;
-    let mut attr = Attributes::new().map_err(fail)?;
+    let mut actions = PosixSpawnFileActions::init().map_err(fail)?;
+    let mut attr = PosixSpawnAttr::init().map_err(fail)?;
+    attr.set_sigmask(&SigSet::empty()).map_err(fail)?;
+    attr.set_sigdefault(&signals::every_signal())
+        .map_err(fail)?;
+    attr.set_pgroup(Pid::from_raw(0)).map_err(fail)?;
+    let mut flags =
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF;
     // Kept open until the child has them as 0, 1 and 2.
-    let mut child_ends: Vec<Fd> = Vec::new();
-    let mut read_ends: Vec<Fd> = Vec::new();
-    let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+    let mut child_ends: Vec<OwnedFd> = Vec::new();
+    let mut read_ends: Vec<File> = Vec::new();
+    let mut take_terminal = false;
     match isolation {
         Isolation::Program => {
-            flags |= c_int::from(libc::POSIX_SPAWN_SETSID);
+            flags |= PosixSpawnFlags::from_bits_retain(libc::c_int::from(libc::POSIX_SPAWN_SETSID));
             let input = empty_input().map_err(fail)?;
-            actions.dup2(&input, 0).map_err(fail)?;
+            actions.add_dup2(input.as_raw_fd(), 0).map_err(fail)?;
             child_ends.push(input);
             for target in [1, 2] {
-                let (read, write) = sys::pipe().map_err(fail)?;
-                actions.dup2(&write, target).map_err(fail)?;
+                let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
+                // Without O_NONBLOCK one quiet program could stall the loop.
+                let flags = OFlag::from_bits_retain(fcntl(&read, FcntlArg::F_GETFL).map_err(fail)?);
+                fcntl(&read, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(fail)?;
+                actions.add_dup2(write.as_raw_fd(), target).map_err(fail)?;
                 child_ends.push(write);
-                read_ends.push(read);
+                read_ends.push(File::from(read));
             }
         }
         Isolation::Main => {
-            flags |= libc::POSIX_SPAWN_SETPGROUP;
+            flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
             // Take the terminal for the new group so that Ctrl-C and job
             // control reach it. (On anything but a terminal this action
             // would fail the spawn, so it is only asked for on one.)
-            // SAFETY: isatty only inspects fd 0.
-            if unsafe { libc::isatty(0) } == 1 {
-                actions.tcsetpgrp(0).map_err(fail)?;
-            }
+            take_terminal = isatty(std::io::stdin()).unwrap_or(false);
         }
     }
-    if let Some(dir) = cwd {
-        actions.chdir(dir).map_err(fail)?;
-    }
-    attr.set(flags).map_err(fail)?;
-
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: every pointer is valid for the call: the path and argv are
-    // NUL-terminated and outlive it, argv ends with a null pointer, the
-    // actions and attributes are initialised, and `environ` is init's own
-    // environment, which nothing changes.
-    let rc = unsafe {
-        libc::posix_spawn(
-            &mut pid,
-            path.as_ptr(),
-            actions.as_ptr(),
-            attr.as_ptr(),
-            arg_ptrs.as_ptr(),
-            environ,
-        )
-    };
+    glibc_actions(&mut actions, take_terminal, cwd).map_err(fail)?;
+    attr.set_flags(flags).map_err(fail)?;
+    let pid = posix_spawn(path.as_os_str(), &actions, &attr, argv, env).map_err(fail)?;
     drop(child_ends);
-    if rc != 0 {
-        return Err(fail(sys::Error::Os(rc)));
-    }
-    for fd in &read_ends {
-        // Without O_NONBLOCK one quiet program could stall the loop.
-        let _ = sys::set_nonblocking(fd.raw());
-    }
     let mut read_ends = read_ends.into_iter();
     Ok(Spawned {
-        pid: Pid::from_raw(pid),
+        pid,
         stdout: read_ends.next(),
         stderr: read_ends.next(),
     })
 }
 
-unsafe extern "C" {
-    static environ: *const *mut libc::c_char;
-}
-
-fn check_rc(rc: c_int) -> sys::Result<()> {
+/// glibc's file actions that nix does not wrap, added after the dup2s:
+/// close every fd from 3 up (whatever init inherited or opened, close-on-
+/// exec or not), take the terminal, change folder.
+fn glibc_actions(
+    actions: &mut PosixSpawnFileActions,
+    take_terminal: bool,
+    cwd: Option<&CStr>,
+) -> Result<(), Errno> {
+    let raw = (actions as *mut PosixSpawnFileActions).cast::<libc::posix_spawn_file_actions_t>();
+    // SAFETY: nix's PosixSpawnFileActions is repr(transparent) over an
+    // initialised posix_spawn_file_actions_t, which these calls extend;
+    // glibc copies the path.
+    let rc = unsafe {
+        let mut rc = libc::posix_spawn_file_actions_addclosefrom_np(raw, 3);
+        if rc == 0 && take_terminal {
+            rc = libc::posix_spawn_file_actions_addtcsetpgrp_np(raw, 0);
+        }
+        if let (0, Some(dir)) = (rc, cwd) {
+            rc = libc::posix_spawn_file_actions_addchdir_np(raw, dir.as_ptr());
+        }
+        rc
+    };
     match rc {
         0 => Ok(()),
-        e => Err(sys::Error::Os(e)),
-    }
-}
-
-/// What the child does with its fds before exec, destroyed on drop.
-struct FileActions(libc::posix_spawn_file_actions_t);
-
-impl FileActions {
-    fn new() -> sys::Result<FileActions> {
-        // SAFETY: the struct is plain data; init fills it in.
-        let mut actions = FileActions(unsafe { core::mem::zeroed() });
-        // SAFETY: a valid pointer to our own struct.
-        check_rc(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) })?;
-        Ok(actions)
-    }
-
-    fn dup2(&mut self, fd: &Fd, target: c_int) -> sys::Result<()> {
-        // SAFETY: initialised actions; dup2 clears close-on-exec on target.
-        check_rc(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, fd.raw(), target) })
-    }
-
-    fn tcsetpgrp(&mut self, fd: c_int) -> sys::Result<()> {
-        // SAFETY: initialised actions.
-        check_rc(unsafe { libc::posix_spawn_file_actions_addtcsetpgrp_np(&mut self.0, fd) })
-    }
-
-    fn chdir(&mut self, dir: &CStr) -> sys::Result<()> {
-        // SAFETY: initialised actions; glibc copies the path.
-        check_rc(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut self.0, dir.as_ptr()) })
-    }
-
-    fn as_ptr(&self) -> *const libc::posix_spawn_file_actions_t {
-        &self.0
-    }
-}
-
-impl Drop for FileActions {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, destroyed once.
-        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
-    }
-}
-
-/// Session, group, mask and dispositions of the child, destroyed on drop.
-struct Attributes(libc::posix_spawnattr_t);
-
-impl Attributes {
-    fn new() -> sys::Result<Attributes> {
-        // SAFETY: the struct is plain data; init fills it in.
-        let mut attr = Attributes(unsafe { core::mem::zeroed() });
-        // SAFETY: a valid pointer to our own struct.
-        check_rc(unsafe { libc::posix_spawnattr_init(&mut attr.0) })?;
-        Ok(attr)
-    }
-
-    /// `flags`, an empty mask, process group 0 (the child's own pid, used
-    /// with SETPGROUP), and the default disposition for every signal.
-    fn set(&mut self, flags: c_int) -> sys::Result<()> {
-        // SAFETY: a plain sigset operation on a local, then setters on an
-        // initialised attribute object, which copies what it is given.
-        unsafe {
-            let mut empty: libc::sigset_t = core::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            check_rc(libc::posix_spawnattr_setsigmask(&mut self.0, &empty))?;
-            check_rc(libc::posix_spawnattr_setsigdefault(
-                &mut self.0,
-                &signals::every_signal(),
-            ))?;
-            check_rc(libc::posix_spawnattr_setpgroup(&mut self.0, 0))?;
-            let flags = libc::c_short::try_from(flags).map_err(|_| sys::Error::Os(libc::EINVAL))?;
-            check_rc(libc::posix_spawnattr_setflags(&mut self.0, flags))
-        }
-    }
-
-    fn as_ptr(&self) -> *const libc::posix_spawnattr_t {
-        &self.0
-    }
-}
-
-impl Drop for Attributes {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, destroyed once.
-        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+        e => Err(Errno::from_raw(e)),
     }
 }
 
 /// Standard input for a program: /dev/null, or where there is none (a
 /// bare root with no /dev) a pipe with no writer, which reads the same:
 /// end of file at once.
-fn empty_input() -> sys::Result<Fd> {
-    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
-        return Ok(null);
+fn empty_input() -> Result<OwnedFd, Errno> {
+    if let Ok(null) = File::open("/dev/null") {
+        return Ok(OwnedFd::from(null));
     }
-    let (read, _write) = sys::pipe()?;
+    let (read, _write) = pipe2(OFlag::O_CLOEXEC)?;
     Ok(read)
-}
-
-/// Marks every fd init inherited above 2 close-on-exec, so that none
-/// reaches a child. (Closing them could break a parent's expectations of
-/// init; keeping them from children is what matters.)
-pub fn keep_inherited_fds_from_children() {
-    // SAFETY: close_range only changes flags of fds we own.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc == 0 {
-        return;
-    }
-    // Kernels before 5.11: walk the table.
-    let Ok(names) = sys::list_dir(c"/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<c_int> = names
-        .iter()
-        .filter_map(|n| core::str::from_utf8(n).ok()?.parse().ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    for fd in fds {
-        // SAFETY: setting FD_CLOEXEC on an fd number; a stale one fails harmlessly.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
 }
 
 /// Finds what `command` names, as execvp would, but telling *why* it cannot
 /// be run. A name with a `/` is a path (relative to `cwd`); a bare name is
 /// looked up in `$PATH`, where the first executable file wins and, failing
 /// that, the first file that exists is reported.
-pub fn resolve(command: &[u8], cwd: Option<&[u8]>) -> Result<CString, SpawnError> {
-    let text = || path::display(command).into_owned();
+pub fn resolve(command: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, SpawnError> {
+    let text = || command.to_string_lossy().into_owned();
     if command.is_empty() {
         return Err(SpawnError::NotFound(text()));
     }
-    if command.contains(&b'/') {
+    if command.as_bytes().contains(&b'/') {
         let path = match cwd {
-            Some(dir) => sys::cstring(&path::join(dir, command)),
-            None => sys::cstring(command),
+            Some(dir) => dir.join(command),
+            None => PathBuf::from(command),
         };
-        let path = path.map_err(|_| SpawnError::NotFound(text()))?;
         return check(&path, text).map(|()| path);
     }
-    let search = sys::getenv(c"PATH").unwrap_or(DEFAULT_PATH);
-    let mut first_existing: Option<CString> = None;
-    for dir in search.split(|&b| b == b':') {
-        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-        let Ok(candidate) = sys::cstring(&path::join(dir, command)) else {
-            continue;
+    let search = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let mut first_existing: Option<PathBuf> = None;
+    for dir in std::env::split_paths(&search) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
         };
-        if !sys::exists(&candidate) {
+        let candidate = dir.join(command);
+        if std::fs::metadata(&candidate).is_err() {
             continue;
         }
         if check(&candidate, text).is_ok() {
@@ -343,10 +253,10 @@ pub fn resolve(command: &[u8], cwd: Option<&[u8]>) -> Result<CString, SpawnError
 }
 
 /// Why `path` cannot be run, named by `text()` (made only on failure).
-fn check(path: &CStr, text: impl Fn() -> String) -> Result<(), SpawnError> {
-    let meta = match sys::stat(path) {
+fn check(path: &Path, text: impl Fn() -> String) -> Result<(), SpawnError> {
+    let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
-        Err(sys::Error::Os(libc::EACCES)) => {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             return Err(SpawnError::NoPermission(text()));
         }
         Err(_) => return Err(SpawnError::NotFound(text())),
@@ -354,10 +264,10 @@ fn check(path: &CStr, text: impl Fn() -> String) -> Result<(), SpawnError> {
     if meta.is_dir() {
         return Err(SpawnError::IsDirectory(text()));
     }
-    if meta.mode & 0o111 == 0 {
+    if meta.permissions().mode() & 0o111 == 0 {
         return Err(SpawnError::NotExecutable(text()));
     }
-    if !sys::access(path, libc::X_OK) {
+    if access(path, AccessFlags::X_OK).is_err() {
         return Err(SpawnError::NoPermission(text()));
     }
     Ok(())
@@ -367,39 +277,54 @@ fn check(path: &CStr, text: impl Fn() -> String) -> Result<(), SpawnError> {
 mod tests {
     use super::*;
 
+    fn resolve_str(command: &str, cwd: Option<&str>) -> Result<PathBuf, SpawnError> {
+        resolve(OsStr::new(command), cwd.map(Path::new))
+    }
+
     #[test]
     fn resolves_bare_names_in_path() {
-        let path = resolve(b"sh", None).unwrap();
-        assert!(path.to_bytes().starts_with(b"/") && path.to_bytes().ends_with(b"/sh"));
+        let path = resolve_str("sh", None).unwrap();
+        assert!(path.is_absolute() && path.ends_with("sh"));
     }
 
     #[test]
     fn explains_why_a_command_cannot_run() {
-        let e = resolve(b"no-such-command-here", None).unwrap_err();
+        let e = resolve_str("no-such-command-here", None).unwrap_err();
         assert_eq!(e.to_string(), "can't find command 'no-such-command-here'");
         assert_eq!(e.shell_status(), 127);
-        let e = resolve(b"/tmp", None).unwrap_err();
+        let e = resolve_str("/tmp", None).unwrap_err();
         assert_eq!(e.to_string(), "command at '/tmp' is a directory");
         assert_eq!(e.shell_status(), 126);
         let file = std::env::temp_dir().join(format!("cocalc-init-noexec-{}", std::process::id()));
         std::fs::write(&file, "").unwrap();
-        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .unwrap();
-        let e = resolve(file.to_str().unwrap().as_bytes(), None).unwrap_err();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = resolve(file.as_os_str(), None).unwrap_err();
         std::fs::remove_file(&file).unwrap();
         assert_eq!(
             e.to_string(),
             format!("command at '{}' is not executable", file.display())
         );
-        let e = resolve(b"./nope", Some(b"/")).unwrap_err();
+        let e = resolve_str("./nope", Some("/")).unwrap_err();
         assert_eq!(e.to_string(), "can't find command './nope'");
     }
 
     #[test]
     fn relative_paths_resolve_against_the_working_directory() {
         assert_eq!(
-            resolve(b"bin/sh", Some(b"/usr")).unwrap().as_c_str(),
-            c"/usr/bin/sh"
+            resolve_str("bin/sh", Some("/usr")).unwrap(),
+            Path::new("/usr/bin/sh")
+        );
+    }
+
+    #[test]
+    fn os_errors_read_as_std_words_them() {
+        let e = SpawnError::Os {
+            command: "x".into(),
+            error: Errno::E2BIG,
+        };
+        assert_eq!(
+            e.to_string(),
+            "couldn't run command 'x': Argument list too long (os error 7)"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! How a process ended, as data. Turned into a shell-style number
 //! (128+N for a signal) only at the edge, when init exits.
 
-use core::fmt;
+use std::fmt;
 
 use crate::signals::signal_name;
 
@@ -12,19 +12,6 @@ pub enum ExitKind {
 }
 
 impl ExitKind {
-    /// From a raw `waitpid` status word; `None` for stop/continue reports.
-    pub fn from_wait_status(status: i32) -> Option<ExitKind> {
-        if libc::WIFEXITED(status) {
-            Some(ExitKind::Code(
-                u8::try_from(libc::WEXITSTATUS(status) & 0xff).unwrap_or(255),
-            ))
-        } else if libc::WIFSIGNALED(status) {
-            Some(ExitKind::Signal(libc::WTERMSIG(status)))
-        } else {
-            None
-        }
-    }
-
     /// The status a shell would report: the code, or 128+N for signal N.
     pub fn shell_status(self) -> u8 {
         match self {
@@ -64,14 +51,6 @@ mod tests {
         assert_eq!(ExitKind::Code(42).shell_status(), 42);
         assert_eq!(ExitKind::Signal(9).shell_status(), 137);
         assert_eq!(ExitKind::Signal(15).shell_status(), 143);
-    }
-
-    #[test]
-    fn wait_status_words_decode() {
-        assert_eq!(ExitKind::from_wait_status(3 << 8), Some(ExitKind::Code(3)));
-        assert_eq!(ExitKind::from_wait_status(11), Some(ExitKind::Signal(11)));
-        // A stopped child (0x7f in the low byte) is no exit.
-        assert_eq!(ExitKind::from_wait_status((19 << 8) | 0x7f), None);
     }
 
     #[test]

@@ -15,11 +15,18 @@
 //! reaches the log file — and nothing more is tried until the pipe has
 //! room: then a line says how much was left out, and copying resumes.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 
-use alloc::format;
-
-use crate::sys;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, send};
+use nix::sys::stat::{SFlag, fstat};
+use nix::unistd::isatty;
 
 /// How init's writes reach standard error.
 const BLOCKING: i32 = 0;
@@ -28,8 +35,8 @@ const SOCKET: i32 = 2;
 
 /// One of the three above.
 static MODE: AtomicI32 = AtomicI32::new(BLOCKING);
-/// The non-blocking description of our own (`OWN_FD`), or 2.
-static FD: AtomicI32 = AtomicI32::new(2);
+/// The non-blocking description of our own (`OWN_FD`).
+static OWN: OnceLock<File> = OnceLock::new();
 /// The last write could not finish: skip writes until there is room.
 static FULL: AtomicBool = AtomicBool::new(false);
 /// The bytes written so far end inside a line.
@@ -40,30 +47,30 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Sets up non-blocking writes where fd 2 could block. Called once, early;
 /// until then (a usage error) writes simply block, as anything's do.
 pub fn init() {
-    let Ok(meta) = sys::fstat(2) else {
+    let Ok(meta) = fstat(io::stderr()) else {
         return;
     };
-    let kind = meta.mode & libc::S_IFMT;
-    // SAFETY: isatty only inspects fd 2. (/dev/null is a character device
-    // too, and never blocks.)
-    let tty = kind == libc::S_IFCHR && unsafe { libc::isatty(2) } == 1;
-    match kind {
-        libc::S_IFIFO => reopen(),
-        libc::S_IFCHR if tty => reopen(),
-        libc::S_IFSOCK => MODE.store(SOCKET, Relaxed),
-        _ => {}
+    let kind = SFlag::from_bits_truncate(meta.st_mode) & SFlag::S_IFMT;
+    // /dev/null is a character device too, and never blocks.
+    let tty = kind == SFlag::S_IFCHR && isatty(io::stderr()).unwrap_or(false);
+    if kind == SFlag::S_IFIFO || tty {
+        reopen();
+    } else if kind == SFlag::S_IFSOCK {
+        MODE.store(SOCKET, Relaxed);
     }
 }
 
 /// A non-blocking description of our own on what fd 2 is.
 fn reopen() {
-    let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let opened = OpenOptions::new()
+        .write(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open("/proc/self/fd/2");
     // No /proc, or a pipe with no reader left: keep fd 2.
-    if let Ok(fd) = sys::open(c"/proc/self/fd/2", flags, 0) {
-        FD.store(fd.raw(), Relaxed);
-        MODE.store(OWN_FD, Relaxed);
-        // Held until init exits.
-        core::mem::forget(fd);
+    if let Ok(file) = opened {
+        if OWN.set(file).is_ok() {
+            MODE.store(OWN_FD, Relaxed);
+        }
     }
 }
 
@@ -82,9 +89,8 @@ pub enum Outcome {
 /// Writes `bytes` to standard error without ever blocking on a full pipe.
 pub fn write(bytes: &[u8]) -> Outcome {
     let mode = MODE.load(Relaxed);
-    let fd = FD.load(Relaxed);
     if FULL.load(Relaxed) {
-        if !has_room(fd) {
+        if !has_room(mode) {
             DROPPED.fetch_add(bytes.len() as u64, Relaxed);
             return Outcome::Dropped { newly: false };
         }
@@ -95,58 +101,59 @@ pub fn write(bytes: &[u8]) -> Outcome {
             DROPPED.swap(0, Relaxed)
         );
         MID_LINE.store(false, Relaxed);
-        if let Outcome::Dropped { .. } = write_some(mode, fd, note.as_bytes()) {
+        if let Outcome::Dropped { .. } = write_some(mode, note.as_bytes()) {
             DROPPED.fetch_add(bytes.len() as u64, Relaxed);
             return Outcome::Dropped { newly: false };
         }
     }
-    write_some(mode, fd, bytes)
+    write_some(mode, bytes)
 }
 
-fn write_some(mode: i32, fd: i32, mut bytes: &[u8]) -> Outcome {
+/// One write in `mode`.
+fn write_once(mode: i32, bytes: &[u8]) -> io::Result<usize> {
+    match (mode, OWN.get()) {
+        (SOCKET, _) => {
+            send(2, bytes, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+        }
+        (OWN_FD, Some(mut file)) => file.write(bytes),
+        _ => io::stderr().write(bytes),
+    }
+}
+
+fn write_some(mode: i32, mut bytes: &[u8]) -> Outcome {
     while !bytes.is_empty() {
-        // SAFETY: writing a valid buffer to an fd.
-        let n = unsafe {
-            match mode {
-                SOCKET => libc::send(
-                    fd,
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                ),
-                _ => libc::write(fd, bytes.as_ptr().cast(), bytes.len()),
-            }
-        };
-        match usize::try_from(n) {
+        match write_once(mode, bytes) {
             Ok(0) => return Outcome::Done,
             Ok(n) => {
                 let (written, rest) = bytes.split_at(n.min(bytes.len()));
                 MID_LINE.store(written.last() != Some(&b'\n'), Relaxed);
                 bytes = rest;
             }
-            Err(_) => match sys::Error::last() {
-                sys::Error::Os(libc::EINTR) => continue,
-                sys::Error::Os(libc::EAGAIN) if mode != BLOCKING => {
-                    FULL.store(true, Relaxed);
-                    DROPPED.fetch_add(bytes.len() as u64, Relaxed);
-                    return Outcome::Dropped { newly: true };
-                }
-                // Closed, a broken pipe: nothing to do about it here.
-                _ => return Outcome::Done,
-            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && mode != BLOCKING => {
+                FULL.store(true, Relaxed);
+                DROPPED.fetch_add(bytes.len() as u64, Relaxed);
+                return Outcome::Dropped { newly: true };
+            }
+            // Closed, a broken pipe: nothing to do about it here.
+            Err(_) => return Outcome::Done,
         }
     }
     Outcome::Done
 }
 
-/// Whether a write to `fd` would not block now.
-fn has_room(fd: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
+/// Whether a write would not block now.
+fn has_room(mode: i32) -> bool {
+    let ready = |fd: std::os::fd::BorrowedFd<'_>| {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+            && fds
+                .first()
+                .and_then(PollFd::revents)
+                .is_some_and(|r| r.contains(PollFlags::POLLOUT))
     };
-    // SAFETY: one valid pollfd, no waiting.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n > 0 && pfd.revents & libc::POLLOUT != 0
+    match (mode, OWN.get()) {
+        (OWN_FD, Some(file)) => ready(file.as_fd()),
+        _ => ready(io::stderr().as_fd()),
+    }
 }

@@ -9,24 +9,24 @@
 //! grace running) → `Killing` (SIGKILL sent, until no child is left) →
 //! the loop ends and `run` returns init's exit status.
 
-use alloc::ffi::CString;
-use alloc::string::{String, ToString};
-use alloc::vec;
-use alloc::vec::Vec;
-use core::time::Duration;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::Pid;
 
 use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
-use crate::logfile::{Level, Logger, Stream};
+use crate::logging::{self, Level, Stream};
 use crate::messages;
-use crate::output::LineBuffer;
-use crate::path;
+use crate::output::{Pipe, PipeRead, READ_CHUNK};
 use crate::program::{Exit, Program};
-use crate::signals::{self, Action, Received, Signals};
+use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::stderr;
-use crate::sys::{self, Fd, Pid};
-use crate::time::Instant;
 
 mod shutdown;
 
@@ -35,26 +35,9 @@ const NOTICE_EVERY: Duration = Duration::from_secs(3);
 /// After SIGKILL, look again this often for processes that arrived without
 /// a SIGCHLD telling us (a grandchild adopted on its parent's death).
 const REKILL_EVERY: Duration = Duration::from_secs(1);
-/// One read from a pipe takes at most this much, so that one chatty
-/// program cannot starve the others.
-const READ_CHUNK: usize = 64 * 1024;
-/// On a program's exit its pipes are drained of at most this many reads
-/// (1 MiB) before the `exited:` line; the rest follows as it is read.
-const DRAIN_READS: usize = 16;
-
 struct MainCommand {
     pid: Pid,
     exit: Option<ExitKind>,
-}
-
-/// A read end of a program's stdout or stderr. It lives until EOF, which
-/// may be long after the program itself (a grandchild can hold it open).
-struct Pipe {
-    name: String,
-    program: usize,
-    stream: Stream,
-    fd: Fd,
-    lines: LineBuffer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +55,15 @@ enum Phase {
 
 pub struct Supervisor {
     policy: Policy,
-    log: Logger,
     signals: Signals,
     programs: Vec<Program>,
     main: Option<MainCommand>,
     main_start: Option<Result<spawn::Spawned, spawn::SpawnError>>,
-    subreaper_error: Option<sys::Error>,
+    subreaper_error: Option<Errno>,
+    /// The log copies its lines to standard error.
+    log_on_stderr: bool,
+    /// init's environment, for every child.
+    env: Vec<CString>,
     pipes: Vec<Pipe>,
     phase: Phase,
     me: Pid,
@@ -89,28 +75,30 @@ pub struct Supervisor {
     /// Not PID 1: adopted children already sent the stop signal.
     signalled: Vec<Pid>,
     killed_any: bool,
-    /// The read buffer for pipes (capacity only: never zero-filled).
+    /// Targets a signal could not be sent to for a reason other than their
+    /// being gone: each is logged once.
+    refused: Vec<Pid>,
+    /// An error of poll or of the signalfd has been logged and not cleared.
+    wait_failing: bool,
+    /// The read buffer for pipes, made at the first read.
     buf: Vec<u8>,
-    pollfds: Vec<libc::pollfd>,
+    /// Which of [signalfd, pipes…] the last wait found ready.
+    ready: Vec<bool>,
     /// Signals read in one turn (capacity only between turns).
     received: Vec<Received>,
 }
 
-enum PipeRead {
-    Open,
-    Closed,
-}
-
 /// What is done before the log exists, so that the main command's start
-/// does not wait on init's own bookkeeping (opening the log, reading the
-/// time zone): the outcomes, for the supervisor to log in order.
+/// does not wait on init's own bookkeeping (opening the log): the
+/// outcomes, for the supervisor to log in order.
 pub struct Early {
     /// init's own pid, asked once.
     pub me: Pid,
     /// Not PID 1: the error if init could not become a child subreaper.
-    subreaper: Option<sys::Error>,
+    subreaper: Option<Errno>,
     /// The main command's spawn, if there is one.
     main: Option<Result<spawn::Spawned, spawn::SpawnError>>,
+    env: Vec<CString>,
 }
 
 /// Becomes a child subreaper (not PID 1) and starts the main command.
@@ -122,64 +110,70 @@ pub fn start_early(config: &mut Config) -> Early {
         // Orphans of our programs come to us, not to the real init, so
         // that we can reap them and reach them at shutdown. Before the
         // main command starts: its orphans are ours from the first.
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            subreaper = Some(sys::Error::last());
-        }
+        subreaper = nix::sys::prctl::set_child_subreaper(true).err();
     }
+    let env = spawn::environment();
     let main = config
         .main
         .take()
-        .map(|argv| spawn::spawn(&argv, None, Isolation::Main));
+        .map(|argv| spawn::spawn(&argv, None, Isolation::Main, &env));
     Early {
         me,
         subreaper,
         main,
+        env,
     }
 }
 
 impl Supervisor {
-    pub fn new(config: Config, log: Logger, signals: Signals, early: Early) -> Supervisor {
+    pub fn new(config: Config, signals: Signals, early: Early) -> Supervisor {
         let me = early.me;
         let now = Instant::now();
         // Looked up once, and only when there is an init script to run.
         let mut shell: Option<CString> = None;
-        let mut log = log;
         let mut programs = Vec::with_capacity(config.programs.len());
         for spec in config.programs {
             match spec.kind {
                 ProgramKind::Command(words) => {
                     // Words from the command line hold no NUL byte.
                     let argv = words
-                        .iter()
-                        .filter_map(|w| sys::cstring(w.as_bytes()).ok())
+                        .into_iter()
+                        .filter_map(|w| CString::new(w).ok())
                         .collect();
                     programs.push(Program::new(spec.name, argv, None, now));
                 }
                 ProgramKind::InitScript(script) => {
-                    let c_script = sys::cstring(&script).ok().filter(|c| sys::exists(c));
+                    let c_script = CString::new(script.as_os_str().as_bytes())
+                        .ok()
+                        .filter(|_| script.exists());
                     let Some(c_script) = c_script else {
-                        log.info(&messages::skipped(&script));
+                        logging::info(&messages::skipped(&script));
                         continue;
                     };
                     let shell = shell
                         .get_or_insert_with(|| {
-                            spawn::resolve(b"bash", None).unwrap_or_else(|_| c"sh".into())
+                            spawn::resolve("bash".as_ref(), None)
+                                .ok()
+                                .and_then(|p| CString::new(p.into_os_string().into_vec()).ok())
+                                .unwrap_or_else(|| c"sh".into())
                         })
                         .clone();
-                    let cwd = path::parent(&script).and_then(|p| sys::cstring(p).ok());
+                    let cwd = script
+                        .parent()
+                        .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok());
                     programs.push(Program::new(spec.name, vec![shell, c_script], cwd, now));
                 }
             }
         }
         Supervisor {
             policy: config.policy,
-            log,
             signals,
             programs,
             main: None,
             main_start: early.main,
             subreaper_error: early.subreaper,
+            log_on_stderr: config.log.copies_to_stderr(),
+            env: early.env,
             pipes: Vec::new(),
             phase: Phase::Supervising,
             me,
@@ -188,9 +182,10 @@ impl Supervisor {
             signalled_groups: Vec::new(),
             signalled: Vec::new(),
             killed_any: false,
-            // Taken at the first read: a lone main command has no pipes.
+            refused: Vec::new(),
+            wait_failing: false,
             buf: Vec::new(),
-            pollfds: Vec::new(),
+            ready: Vec::new(),
             received: Vec::new(),
         }
     }
@@ -198,14 +193,14 @@ impl Supervisor {
     /// Runs until shutdown is complete; returns init's exit status.
     pub fn run(mut self) -> u8 {
         if let Some(e) = self.subreaper_error.take() {
-            self.log.line(
-                Level::Error,
-                &messages::runtime_error("cannot become a child subreaper", &e),
-            );
+            logging::error(&messages::runtime_error(
+                "cannot become a child subreaper",
+                &std::io::Error::from(e),
+            ));
         }
         if let Some(status) = self.start_main() {
-            self.log.info(&messages::exiting(status));
-            self.log.flush();
+            logging::info(&messages::exiting(status));
+            logging::flush();
             return status;
         }
         self.start_due(Instant::now());
@@ -215,7 +210,7 @@ impl Supervisor {
                 break;
             }
             // Before sleeping: nothing waits in memory while init is idle.
-            self.log.flush();
+            logging::flush();
             let timeout = self
                 .next_deadline()
                 .map(|at| at.saturating_duration_since(Instant::now()));
@@ -223,43 +218,19 @@ impl Supervisor {
             let now = Instant::now();
             let mut reap = false;
             if self.is_ready(0) {
-                let mut pending = core::mem::take(&mut self.received);
-                self.signals.read_pending(&mut pending);
-                for received in pending.drain(..) {
-                    if received.sender == self.me.as_raw() {
-                        // Raised by our own write (a closed stderr gives
-                        // SIGPIPE): not to be passed on to the programs.
-                        continue;
-                    }
-                    match signals::classify(received.signal) {
-                        Action::Reap => reap = true,
-                        Action::Shutdown(sig) if self.phase == Phase::Supervising => {
-                            self.log.warn(&messages::exit_request(sig));
-                            self.begin_shutdown(sig, now);
-                        }
-                        Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
-                    }
-                }
-                // Kept, empty, for its capacity: the loop allocates nothing.
-                self.received = pending;
+                reap = self.on_signals(now);
             }
-            // Pipes are read once each per turn, in order, then removed at EOF.
-            let mut closed = Vec::new();
-            for i in 0..self.pipes.len() {
-                if !self.is_ready(i + 1) {
-                    continue;
-                }
-                if let Some(pipe) = self.pipes.get_mut(i) {
-                    if let PipeRead::Closed = read_pipe(pipe, &mut self.buf, &mut self.log, 1) {
-                        closed.push(i);
-                    }
-                }
+            // Pipes are read once each per turn, in order, then removed at
+            // their end.
+            if self.buf.len() < READ_CHUNK && !self.pipes.is_empty() {
+                self.buf.resize(READ_CHUNK, 0);
             }
-            for i in closed.into_iter().rev() {
-                if i < self.pipes.len() {
-                    self.pipes.remove(i);
-                }
-            }
+            let mut index = 0;
+            self.pipes.retain_mut(|pipe| {
+                let ready = self.ready.get(index + 1).copied().unwrap_or(false);
+                index += 1;
+                !ready || pipe.read(&mut self.buf) == PipeRead::Open
+            });
             if reap {
                 self.reap(now);
             }
@@ -267,8 +238,7 @@ impl Supervisor {
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
-            read_pipe(pipe, &mut self.buf, &mut self.log, DRAIN_READS);
-            finish(pipe, &mut self.log);
+            pipe.drain(&mut self.buf);
         }
         let status = match &self.main {
             Some(MainCommand {
@@ -276,9 +246,36 @@ impl Supervisor {
             }) => how.shell_status(),
             _ => u8::from(self.killed_any),
         };
-        self.log.info(&messages::exiting(status));
-        self.log.flush();
+        logging::info(&messages::exiting(status));
+        logging::flush();
         status
+    }
+
+    /// Reads and acts on every pending signal. True if one was SIGCHLD.
+    fn on_signals(&mut self, now: Instant) -> bool {
+        let mut pending = std::mem::take(&mut self.received);
+        if let Err(e) = self.signals.read_pending(&mut pending) {
+            self.wait_failed("reading signals", e);
+        }
+        let mut reap = false;
+        for received in pending.drain(..) {
+            if received.sender == self.me.as_raw() {
+                // Raised by our own write (a closed stderr gives SIGPIPE):
+                // not to be passed on to the programs.
+                continue;
+            }
+            match signals::classify(received.signal) {
+                Action::Reap => reap = true,
+                Action::Shutdown(sig) if self.phase == Phase::Supervising => {
+                    logging::warn(&messages::exit_request(sig));
+                    self.begin_shutdown(sig, now);
+                }
+                Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
+            }
+        }
+        // Kept, empty, for its capacity.
+        self.received = pending;
+        reap
     }
 
     /// Logs the main command's start (made by [`start_early`]), if any.
@@ -286,7 +283,7 @@ impl Supervisor {
     fn start_main(&mut self) -> Option<u8> {
         match self.main_start.take()? {
             Ok(child) => {
-                self.log.info(&messages::spawned(MAIN_NAME, child.pid));
+                logging::info(&messages::spawned(MAIN_NAME, child.pid));
                 self.main = Some(MainCommand {
                     pid: child.pid,
                     exit: None,
@@ -295,8 +292,8 @@ impl Supervisor {
                 None
             }
             Err(e) => {
-                self.log.line(Level::Error, &messages::spawnerr(&e));
-                if !self.log.copies_to_stderr() {
+                logging::error(&messages::spawnerr(&e));
+                if !self.log_on_stderr {
                     stderr::write(messages::main_cannot_run(&e).as_bytes());
                 }
                 Some(e.shell_status())
@@ -308,12 +305,9 @@ impl Supervisor {
         if self.phase != Phase::Supervising {
             return;
         }
-        for i in 0..self.programs.len() {
-            let Some(program) = self.programs.get_mut(i) else {
-                continue;
-            };
+        for (i, program) in self.programs.iter_mut().enumerate() {
             if program.confirm(now, &self.policy) {
-                self.log.info(&messages::success(
+                logging::info(&messages::success(
                     program.name.as_str(),
                     self.policy.startsecs,
                 ));
@@ -321,40 +315,37 @@ impl Supervisor {
             if !program.is_due(now) {
                 continue;
             }
-            match spawn::spawn(&program.argv, program.cwd.as_deref(), Isolation::Program) {
+            match spawn::spawn(
+                &program.argv,
+                program.cwd.as_deref(),
+                Isolation::Program,
+                &self.env,
+            ) {
                 Ok(child) => {
                     program.started(child.pid, now);
                     self.have_children = true;
-                    self.log
-                        .info(&messages::spawned(program.name.as_str(), child.pid));
-                    let name = program.name.as_str().to_string();
-                    for (fd, stream) in [
+                    logging::info(&messages::spawned(program.name.as_str(), child.pid));
+                    for (file, stream) in [
                         (child.stdout, Stream::Stdout),
                         (child.stderr, Stream::Stderr),
                     ] {
-                        if let Some(fd) = fd {
-                            self.pipes.push(Pipe {
-                                name: name.clone(),
-                                program: i,
-                                stream,
-                                fd,
-                                lines: LineBuffer::default(),
-                            });
+                        if let Some(file) = file {
+                            self.pipes
+                                .push(Pipe::new(i, program.name.as_str(), stream, file));
                         }
                     }
                     // startsecs 0: confirmed at once.
                     if program.confirm(now, &self.policy) {
-                        self.log.info(&messages::success(
+                        logging::info(&messages::success(
                             program.name.as_str(),
                             self.policy.startsecs,
                         ));
                     }
                 }
                 Err(e) => {
-                    self.log.warn(&messages::spawnerr(&e));
+                    logging::warn(&messages::spawnerr(&e));
                     let after = program.spawn_failed(now, &self.policy);
-                    self.log
-                        .info(&messages::backoff(program.name.as_str(), after));
+                    logging::info(&messages::backoff(program.name.as_str(), after));
                 }
             }
         }
@@ -406,77 +397,79 @@ impl Supervisor {
         }
     }
 
-    /// Blocks until a signal, pipe data or the timeout; afterwards
-    /// `pollfds` says which of [signalfd, pipes…] are ready. The array is
-    /// kept between turns: a busy loop allocates nothing here.
+    /// Blocks until a signal, pipe data or the timeout; afterwards `ready`
+    /// says which of [signalfd, pipes…] are ready.
     fn wait(&mut self, timeout: Option<Duration>) {
-        self.pollfds.clear();
-        self.pollfds.push(libc::pollfd {
-            fd: self.signals.raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        for pipe in &self.pipes {
-            self.pollfds.push(libc::pollfd {
-                fd: pipe.fd.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
         // Round up: a timeout cut to whole milliseconds would wake us just
         // before the deadline and spin through the last millisecond.
-        let ms = match timeout {
-            None => -1,
-            Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
-        };
-        let n = self.pollfds.len() as libc::nfds_t;
-        // SAFETY: pollfds is a valid array of n pollfd structs.
-        let rc = unsafe { libc::poll(self.pollfds.as_mut_ptr(), n, ms) };
-        if rc < 0 {
-            for fd in &mut self.pollfds {
-                fd.revents = 0;
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                PollTimeout::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(PollTimeout::MAX)
             }
-            let e = sys::Error::last();
-            if e != sys::Error::Os(libc::EINTR) {
-                self.log
-                    .line(Level::Error, &messages::runtime_error("poll", &e));
-                // Do not spin on a persistent failure: sleep 100 ms.
-                // SAFETY: poll on no fds is a plain sleep.
-                unsafe { libc::poll(core::ptr::null_mut(), 0, 100) };
+        };
+        let mut fds = Vec::with_capacity(1 + self.pipes.len());
+        fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+        fds.extend(
+            self.pipes
+                .iter()
+                .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN)),
+        );
+        let result = poll(&mut fds, timeout);
+        self.ready.clear();
+        match result {
+            Ok(_) => {
+                self.ready.extend(
+                    fds.iter()
+                        .map(|f| f.revents().is_some_and(|r| !r.is_empty())),
+                );
+                self.wait_failing = false;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                drop(fds);
+                self.wait_failed("poll", e);
+                // Do not spin on a persistent failure.
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
     }
 
+    /// Logs a failure to wait or to read signals, once until waiting works
+    /// again.
+    fn wait_failed(&mut self, what: &str, e: Errno) {
+        if !self.wait_failing {
+            self.wait_failing = true;
+            logging::error(&messages::runtime_error(what, &std::io::Error::from(e)));
+        }
+    }
+
     fn is_ready(&self, index: usize) -> bool {
-        self.pollfds.get(index).is_some_and(|f| f.revents != 0)
+        self.ready.get(index).copied().unwrap_or(false)
     }
 
     /// Reaps every child that has exited: SIGCHLDs coalesce, so one signal
     /// may stand for many children.
     fn reap(&mut self, now: Instant) {
         loop {
-            let mut status: libc::c_int = 0;
-            // SAFETY: a valid pointer to a local int.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid > 0 {
-                if let Some(how) = ExitKind::from_wait_status(status) {
-                    self.on_exit(Pid::from_raw(pid), how, now);
+            match signals::reap_one() {
+                Reaped::Child(pid, how) => self.on_exit(pid, how, now),
+                Reaped::NoneEnded => {
+                    self.have_children = true;
+                    break;
                 }
-                continue;
+                Reaped::NoChildren => {
+                    self.have_children = false;
+                    break;
+                }
+                Reaped::Failed(e) => {
+                    logging::error(&messages::runtime_error(
+                        "waitpid",
+                        &std::io::Error::from(e),
+                    ));
+                    break;
+                }
             }
-            if pid == 0 {
-                self.have_children = true;
-                break;
-            }
-            let e = sys::Error::last();
-            match e.errno() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ECHILD) => self.have_children = false,
-                _ => self
-                    .log
-                    .line(Level::Error, &messages::runtime_error("waitpid", &e)),
-            }
-            break;
         }
         match self.phase {
             Phase::ShuttingDown { signal, .. } if !self.is_pid1 => self.signal_adopted(signal),
@@ -492,36 +485,38 @@ impl Supervisor {
             .filter(|m| m.pid == pid && m.exit.is_none())
         {
             main.exit = Some(how);
-            self.log.info(&messages::exited_main(how));
+            logging::info(&messages::exited_main(how));
             if self.phase == Phase::Supervising {
-                self.begin_shutdown(libc::SIGTERM, now);
+                self.begin_shutdown(signals::SIGTERM, now);
             }
             return;
         }
         let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) else {
-            self.log.debug(&messages::reaped_unknown(pid, how));
+            logging::debug(&messages::reaped_unknown(pid, how));
             return;
         };
         // What the program wrote before it died goes above its exit line.
+        if self.buf.len() < READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
+        }
         for pipe in self.pipes.iter_mut().filter(|p| p.program == index) {
-            read_pipe(pipe, &mut self.buf, &mut self.log, DRAIN_READS);
-            finish(pipe, &mut self.log);
+            pipe.drain(&mut self.buf);
         }
         let stop_signal = match self.phase {
             Phase::ShuttingDown { signal, .. } => signal,
-            _ => libc::SIGTERM,
+            _ => signals::SIGTERM,
         };
         let Some(program) = self.programs.get_mut(index) else {
             return;
         };
-        let name = program.name.as_str().to_string();
-        let name = name.as_str();
-        match program.exited(how, now, &self.policy) {
-            Some(Exit::Expected) => self.log.info(&messages::exited(name, how, true)),
+        let outcome = program.exited(how, now, &self.policy);
+        let name = program.name.as_str();
+        match outcome {
+            Some(Exit::Expected) => logging::info(&messages::exited(name, how, true)),
             Some(Exit::Unexpected { after }) => {
-                self.log.warn(&messages::exited(name, how, false));
+                logging::warn(&messages::exited(name, how, false));
                 if !after.is_zero() {
-                    self.log.info(&messages::backoff(name, after));
+                    logging::info(&messages::backoff(name, after));
                 }
             }
             Some(Exit::Stopped) => {
@@ -530,30 +525,65 @@ impl Supervisor {
                     ExitKind::Signal(sig) => sig == stop_signal,
                 };
                 let level = if clean { Level::Info } else { Level::Warn };
-                self.log.line(level, &messages::stopped(name, how));
+                logging::line(level, &messages::stopped(name, how));
             }
-            None => self.log.debug(&messages::reaped_unknown(pid, how)),
+            None => logging::debug(&messages::reaped_unknown(pid, how)),
         }
     }
 
     /// Passes a signal on to every running program's process group and to
     /// the main command's.
     fn forward(&mut self, sig: i32) {
-        let mut targets: Vec<&str> = Vec::new();
+        let mut targets: Vec<(Pid, &str)> = Vec::new();
         for program in &self.programs {
             if let Some(pid) = program.pid() {
-                kill_group(pid, sig);
-                targets.push(program.name.as_str());
+                targets.push((pid, program.name.as_str()));
             }
         }
         if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
-            kill_group(main.pid, sig);
-            targets.push(MAIN_NAME);
+            targets.push((main.pid, MAIN_NAME));
         }
-        if self.log.verbose() {
-            let message = messages::forwarded(sig, &targets);
-            self.log.debug(&message);
+        let names: Vec<&str> = targets.iter().map(|&(_, name)| name).collect();
+        if logging::debug_enabled() {
+            logging::debug(&messages::forwarded(sig, &names));
         }
+        let groups: Vec<Pid> = targets.iter().map(|&(pid, _)| group(pid)).collect();
+        for target in groups {
+            self.send(target, sig);
+        }
+    }
+
+    /// kill(2) to `target` (a pid, -pgid, or -1). A target that is gone is
+    /// no error here; any other refusal is logged once for that target.
+    fn send(&mut self, target: Pid, sig: i32) {
+        match signals::send(target, sig) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                if !self.refused.contains(&target) {
+                    self.refused.push(target);
+                    let what = format!(
+                        "cannot send {} to {}",
+                        signals::signal_name(sig),
+                        describe_target(target)
+                    );
+                    logging::warn(&messages::runtime_error(&what, &std::io::Error::from(e)));
+                }
+            }
+        }
+    }
+}
+
+/// The kill(2) target for a whole process group.
+fn group(pgid: Pid) -> Pid {
+    Pid::from_raw(-pgid.as_raw())
+}
+
+/// A kill(2) target in words, for a log line.
+fn describe_target(target: Pid) -> String {
+    match target.as_raw() {
+        -1 => "every process".to_string(),
+        t if t < 0 => format!("process group {}", -t),
+        t => format!("pid {t}"),
     }
 }
 
@@ -563,49 +593,4 @@ fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
         .unwrap_or(now)
-}
-
-/// kill(2) with its own kind of target: a pid, -pgid, or -1 for every
-/// process init may signal. A target that is gone is no error here.
-fn kill(target: i32, sig: i32) {
-    // SAFETY: kill with plain integers.
-    unsafe { libc::kill(target, sig) };
-}
-
-/// Signals a whole process group.
-fn kill_group(pgid: Pid, sig: i32) {
-    kill(-pgid.as_raw(), sig);
-}
-
-/// Reads up to `reads` chunks from a pipe, logging complete lines.
-fn read_pipe(pipe: &mut Pipe, buf: &mut Vec<u8>, log: &mut Logger, reads: usize) -> PipeRead {
-    if buf.capacity() < READ_CHUNK {
-        buf.reserve_exact(READ_CHUNK);
-    }
-    for _ in 0..reads {
-        match sys::read_into_spare(pipe.fd.raw(), buf) {
-            Ok(0) => {
-                finish(pipe, log);
-                return PipeRead::Closed;
-            }
-            Ok(_) => {
-                log.tick();
-                let (name, stream) = (&pipe.name, pipe.stream);
-                pipe.lines
-                    .feed(buf, &mut |line| log.output(name, stream, line));
-            }
-            Err(sys::Error::Os(libc::EAGAIN)) => return PipeRead::Open,
-            Err(_) => {
-                finish(pipe, log);
-                return PipeRead::Closed;
-            }
-        }
-    }
-    PipeRead::Open
-}
-
-fn finish(pipe: &mut Pipe, log: &mut Logger) {
-    let (name, stream) = (&pipe.name, pipe.stream);
-    pipe.lines
-        .finish(&mut |line| log.output(name, stream, line));
 }

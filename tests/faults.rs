@@ -156,7 +156,7 @@ fn a_read_only_log_does_not_stop_supervision() {
 }
 
 #[test]
-fn odd_output_is_logged_without_loss() {
+fn odd_output_is_logged_with_invalid_utf8_replaced() {
     let init = init(Mode::Child, "odd-output")
         .args(&["-p", r"bytes=printf 'nul:\000:ff:\377:cr:\r:end\n'"])
         .args(&[
@@ -169,10 +169,12 @@ fn odd_output_is_logged_without_loss() {
     init.wait_log("exited: bytes (exit status 0; expected)");
     init.wait_log("exited: closer (exit status 3; expected)");
     let raw = std::fs::read(&init.log).unwrap();
-    let needle = b"bytes stdout: nul:\x00:ff:\xff:cr:\r:end\n";
+    // NUL and CR are kept; the byte that is not UTF-8 is U+FFFD.
+    let needle = "bytes stdout: nul:\x00:ff:\u{fffd}:cr:\r:end\n".as_bytes();
     assert!(
         raw.windows(needle.len()).any(|w| w == needle),
-        "bytes were changed"
+        "{}",
+        String::from_utf8_lossy(&raw)
     );
     assert!(init.log_text().contains("closer stderr: still here"));
 }

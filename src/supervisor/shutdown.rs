@@ -4,15 +4,16 @@
 //! arrive), "waiting for … to die" notices, and after the grace SIGKILL
 //! again and again until no child is left.
 
-use alloc::vec::Vec;
+use std::time::Instant;
 
-use super::{MAIN_NAME, NOTICE_EVERY, Phase, REKILL_EVERY, Supervisor, kill, kill_group, later};
-use crate::logfile::Level;
+use nix::unistd::Pid;
+
+use super::{MAIN_NAME, NOTICE_EVERY, Phase, REKILL_EVERY, Supervisor, group, later};
+use crate::logging;
 use crate::messages;
 use crate::procs;
 use crate::program::{Program, State};
-use crate::sys::Pid;
-use crate::time::Instant;
+use crate::signals::{SIGCONT, SIGKILL};
 
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, sig: i32, now: Instant) {
@@ -30,7 +31,7 @@ impl Supervisor {
             // parent is outside). kill(-1) walks every process on the
             // host, so a lone `init -- CMD` skips it.
             if procs::has_children() {
-                send_stop(-1, sig);
+                self.send_stop(Pid::from_raw(-1), sig);
             }
         } else {
             // The main command's group even when it has just exited: what
@@ -49,7 +50,7 @@ impl Supervisor {
     }
 
     fn signal_group(&mut self, pgid: Pid, sig: i32) {
-        send_stop(-pgid.as_raw(), sig);
+        self.send_stop(group(pgid), sig);
         if !self.signalled_groups.contains(&pgid) {
             self.signalled_groups.push(pgid);
         }
@@ -66,19 +67,17 @@ impl Supervisor {
                 continue;
             }
             self.signalled.push(pid);
-            // SAFETY: getpgid with a plain pid.
-            let pgid = unsafe { libc::getpgid(pid.as_raw()) };
-            if pgid < 0 {
+            let Ok(pgid) = nix::unistd::getpgid(Some(pid)) else {
+                // Gone meanwhile.
                 continue;
-            }
-            let pgid = Pid::from_raw(pgid);
+            };
             if self.signalled_groups.contains(&pgid) {
                 continue;
             }
             if self.programs.iter().any(|p| p.pgid == Some(pgid)) {
                 self.signal_group(pgid, sig);
             } else {
-                send_stop(pid.as_raw(), sig);
+                self.send_stop(pid, sig);
             }
         }
     }
@@ -101,10 +100,7 @@ impl Supervisor {
                 .filter(|pid| !self.is_known(*pid))
                 .collect(),
             Err(e) => {
-                self.log.line(
-                    Level::Error,
-                    &messages::runtime_error("cannot read /proc", &e),
-                );
+                logging::error(&messages::runtime_error("cannot read /proc", &e));
                 Vec::new()
             }
         }
@@ -130,29 +126,30 @@ impl Supervisor {
             names.push(MAIN_NAME);
         }
         if !names.is_empty() {
-            let message = messages::waiting(&names);
-            self.log.info(&message);
+            logging::info(&messages::waiting(&names));
         }
     }
 
     /// The grace is over: SIGKILL to whatever is left.
     pub(super) fn kill_all(&mut self, now: Instant) {
+        let mut groups = Vec::new();
         for program in &self.programs {
             if let State::Stopping { pid } = program.state {
-                self.log
-                    .warn(&messages::killing(program.name.as_str(), pid));
-                kill_group(pid, libc::SIGKILL);
-                self.killed_any = true;
+                logging::warn(&messages::killing(program.name.as_str(), pid));
+                groups.push(pid);
             }
         }
         if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
-            self.log.warn(&messages::killing(MAIN_NAME, main.pid));
-            kill_group(main.pid, libc::SIGKILL);
-            self.killed_any = true;
+            logging::warn(&messages::killing(MAIN_NAME, main.pid));
+            groups.push(main.pid);
+        }
+        self.killed_any |= !groups.is_empty();
+        for pgid in groups {
+            self.send(group(pgid), SIGKILL);
         }
         let leftovers = self.unknown_children();
         if !leftovers.is_empty() {
-            self.log.warn(&messages::killing_leftovers(leftovers.len()));
+            logging::warn(&messages::killing_leftovers(leftovers.len()));
             self.killed_any = true;
         }
         self.phase = Phase::Killing {
@@ -165,23 +162,24 @@ impl Supervisor {
     /// a killed process's children arrive as new orphans.
     pub(super) fn rekill(&mut self) {
         if self.is_pid1 {
-            kill(-1, libc::SIGKILL);
+            self.send(Pid::from_raw(-1), SIGKILL);
             return;
         }
         for pgid in self.signalled_groups.clone() {
-            kill_group(pgid, libc::SIGKILL);
+            self.send(group(pgid), SIGKILL);
         }
-        let children = procs::children().unwrap_or_default();
-        for pid in children {
-            kill(pid.as_raw(), libc::SIGKILL);
+        // Without /proc there is no list: `unknown_children` has said so
+        // when the grace ended, and the groups above were reached.
+        for pid in procs::children().unwrap_or_default() {
+            self.send(pid, SIGKILL);
         }
     }
-}
 
-/// Sends the stop signal to `target` (a `kill` argument: pid, -pgid or
-/// -1), then SIGCONT: a stopped process would leave the stop signal
-/// pending and sit out the grace until SIGKILL.
-fn send_stop(target: i32, sig: i32) {
-    kill(target, sig);
-    kill(target, libc::SIGCONT);
+    /// Sends the stop signal to `target` (a kill(2) target: pid, -pgid or
+    /// -1), then SIGCONT: a stopped process would leave the stop signal
+    /// pending and sit out the grace until SIGKILL.
+    fn send_stop(&mut self, target: Pid, sig: i32) {
+        self.send(target, sig);
+        self.send(target, SIGCONT);
+    }
 }

@@ -1,0 +1,166 @@
+//! Every log line is a `log` record, written by one simplelog
+//! `WriteLogger` into our sink ([`crate::logfile::Sink`]), which owns the
+//! file, rotation, failures and the copy to standard error.
+//!
+//! The line is supervisord's, exactly: `2026-11-27 16:26:02,524 INFO
+//! exited: project_init_sh (exit status 0; expected)` — people copy it into
+//! `grep`. simplelog's own columns (level in brackets, time, thread,
+//! target, location) are all off; the stamp and supervisord's level word
+//! are written at the head of the message here, by the one function every
+//! line goes through.
+
+use std::fmt;
+
+use log::LevelFilter;
+use simplelog::{ConfigBuilder, WriteLogger};
+
+use crate::config::LogConfig;
+use crate::logfile::Sink;
+use crate::stamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+impl Level {
+    /// supervisord's four-letter level words.
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERRO",
+            Level::Critical => "CRIT",
+        }
+    }
+
+    fn to_log(self) -> log::Level {
+        match self {
+            Level::Debug => log::Level::Debug,
+            Level::Info => log::Level::Info,
+            Level::Warn => log::Level::Warn,
+            Level::Error | Level::Critical => log::Level::Error,
+        }
+    }
+}
+
+/// Which pipe a program line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn word(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Opens the log and makes it the logger of the process. A file that
+/// cannot be opened now is not fatal: lines go to standard error until it
+/// can be. Called once.
+pub fn init(config: &LogConfig) {
+    stamp::read_local_offset();
+    let filter = if config.verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    let format = ConfigBuilder::new()
+        .set_max_level(LevelFilter::Off)
+        .set_time_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off)
+        .set_location_level(LevelFilter::Off)
+        .build();
+    // Fails only if a logger is already set, which init never does twice.
+    let _ = WriteLogger::init(filter, format, Sink::open(config));
+}
+
+/// One line of init's own: `STAMP LEVEL message`.
+pub fn line(level: Level, message: &str) {
+    log::log!(
+        level.to_log(),
+        "{} {} {message}",
+        stamp::now(),
+        level.word()
+    );
+}
+
+pub fn debug(message: &str) {
+    line(Level::Debug, message);
+}
+
+pub fn info(message: &str) {
+    line(Level::Info, message);
+}
+
+pub fn warn(message: &str) {
+    line(Level::Warn, message);
+}
+
+pub fn error(message: &str) {
+    line(Level::Error, message);
+}
+
+/// Whether debug lines are kept (`-v`): a caller can skip building one.
+pub fn debug_enabled() -> bool {
+    log::log_enabled!(log::Level::Debug)
+}
+
+/// A line a program printed: `STAMP INFO NAME stdout: LINE`.
+pub fn output(name: &str, stream: Stream, line: &[u8]) {
+    log::info!(
+        "{} INFO {name} {}: {}",
+        stamp::now(),
+        stream.word(),
+        Lossy(line)
+    );
+}
+
+/// Writes what the sink holds: once a turn of the main loop, before it
+/// sleeps, so a burst of lines costs one write.
+pub fn flush() {
+    log::logger().flush();
+}
+
+/// Program output as text: valid UTF-8 as it is (no copy), each invalid
+/// sequence as U+FFFD.
+pub struct Lossy<'a>(pub &'a [u8]);
+
+impl fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        assert_eq!(Lossy(b"plain").to_string(), "plain");
+        assert_eq!(
+            Lossy(b"a\xffb\xfe\xfd").to_string(),
+            "a\u{fffd}b\u{fffd}\u{fffd}"
+        );
+        assert_eq!(Lossy(b"\xe2\x82").to_string(), "\u{fffd}");
+        assert_eq!(Lossy(b"\x00\r").to_string(), "\x00\r");
+    }
+}
