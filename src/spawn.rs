@@ -17,12 +17,12 @@
 //! every fd from 3 up (`addclosefrom_np`) — are added with libc on the
 //! same objects, which nix declares `repr(transparent)` over libc's.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, OsStr, c_char};
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -96,24 +96,33 @@ pub enum Isolation {
     Main,
 }
 
-/// init's environment as the child gets it, made once: init never changes
-/// its own.
-pub fn environment() -> Vec<CString> {
-    std::env::vars_os()
-        .filter_map(|(key, value)| {
-            let mut entry = key.into_vec();
-            entry.push(b'=');
-            entry.extend_from_slice(value.as_bytes());
-            CString::new(entry).ok()
-        })
-        .collect()
+unsafe extern "C" {
+    /// The C library's environment list: init's own, which it never changes.
+    static environ: *const *const c_char;
+}
+
+/// init's environment as the child gets it, each entry borrowed from the
+/// C library's list (std's `vars_os` would copy every name and value).
+pub fn environment() -> Vec<&'static CStr> {
+    let mut entries = Vec::new();
+    // SAFETY: `environ` is a null-terminated array of NUL-terminated
+    // strings that live as long as the process, since nothing in init sets
+    // or unsets a variable (std's `set_var` is never called).
+    unsafe {
+        let mut at = environ;
+        while !at.is_null() && !(*at).is_null() {
+            entries.push(CStr::from_ptr(*at));
+            at = at.add(1);
+        }
+    }
+    entries
 }
 
 pub fn spawn<A: AsRef<CStr>>(
     argv: &[A],
     cwd: Option<&CStr>,
     isolation: Isolation,
-    env: &[CString],
+    env: &[&CStr],
 ) -> Result<Spawned, SpawnError> {
     let Some(arg0) = argv.first().map(AsRef::as_ref) else {
         return Err(SpawnError::NotFound(String::new()));

@@ -3,20 +3,23 @@
 //!
 //! The offset from UTC is read once, at start: a change to or from
 //! daylight saving time during a run is not followed (the man page says
-//! so; containers on UTC, the usual case, are not affected). The text is
-//! made with the `time` crate at most once a millisecond and kept: in a
-//! flood of program output most lines share it, and formatting a date for
-//! every line would cost more than the rest of the line.
+//! so; containers on UTC, the usual case, are not affected). The date and
+//! time are formatted by the `time` crate once a second and kept, and only
+//! the milliseconds change within the second: in a flood of program output
+//! formatting a date for every line would cost more than the rest of the
+//! line.
 
 use std::cell::Cell;
+use std::io::Write;
 use std::sync::OnceLock;
 
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+/// To the second; the milliseconds follow after a comma.
 const FORMAT: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day] [hour]:[minute]:[second],[subsecond digits:3]");
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
 
 static OFFSET: OnceLock<UtcOffset> = OnceLock::new();
 
@@ -46,17 +49,36 @@ impl Stamp {
         std::str::from_utf8(text).unwrap_or("")
     }
 
-    fn at(moment: OffsetDateTime) -> Stamp {
+    /// The stamp of `moment`, to the second.
+    fn second(moment: OffsetDateTime) -> Stamp {
         let mut stamp = Stamp::EMPTY;
         if let Ok(text) = moment.format(FORMAT) {
-            let len = text.len().min(stamp.text.len());
-            if let (Some(to), Some(from)) = (stamp.text.get_mut(..len), text.as_bytes().get(..len))
-            {
-                to.copy_from_slice(from);
-                stamp.len = u8::try_from(len).unwrap_or(0);
-            }
+            stamp.set(0, text.as_bytes());
         }
         stamp
+    }
+
+    /// The same second's stamp with `,mmm` after it.
+    fn with_millis(mut self, ms: u16) -> Stamp {
+        let at = usize::from(self.len);
+        let mut tail = [0u8; 4];
+        let _ = write!(&mut tail[..], ",{:03}", ms.min(999));
+        self.set(at, &tail);
+        self
+    }
+
+    /// Puts `bytes` at `at`; the stamp then ends after them.
+    fn set(&mut self, at: usize, bytes: &[u8]) {
+        let end = (at + bytes.len()).min(self.text.len());
+        if let (Some(to), Some(from)) = (self.text.get_mut(at..end), bytes.get(..end - at)) {
+            to.copy_from_slice(from);
+            self.len = u8::try_from(end).unwrap_or(0);
+        }
+    }
+
+    #[cfg(test)]
+    fn at(moment: OffsetDateTime) -> Stamp {
+        Stamp::second(moment).with_millis(moment.millisecond())
     }
 }
 
@@ -67,22 +89,22 @@ impl std::fmt::Display for Stamp {
 }
 
 thread_local! {
-    /// The last stamp made, and its millisecond since 1970.
-    static LAST: Cell<(i128, Stamp)> = const { Cell::new((i128::MIN, Stamp::EMPTY)) };
+    /// The last second's stamp, and that second since 1970.
+    static LAST: Cell<(i64, Stamp)> = const { Cell::new((i64::MIN, Stamp::EMPTY)) };
 }
 
 /// The stamp for now.
 pub fn now() -> Stamp {
     let utc = OffsetDateTime::now_utc();
-    let ms = utc.unix_timestamp_nanos() / 1_000_000;
-    let (last_ms, last) = LAST.get();
-    if last_ms == ms {
-        return last;
+    let second = utc.unix_timestamp();
+    let (last_second, mut stamp) = LAST.get();
+    if last_second != second {
+        let offset = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
+        stamp = Stamp::second(utc.to_offset(offset));
+        LAST.set((second, stamp));
     }
-    let offset = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
-    let stamp = Stamp::at(utc.to_offset(offset));
-    LAST.set((ms, stamp));
-    stamp
+    // The offset is whole seconds: the milliseconds are UTC's.
+    stamp.with_millis(utc.millisecond())
 }
 
 #[cfg(test)]

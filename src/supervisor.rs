@@ -9,7 +9,7 @@
 //! grace running) → `Killing` (SIGKILL sent, until no child is left) →
 //! the loop ends and `run` returns init's exit status.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::{Duration, Instant};
@@ -63,7 +63,7 @@ pub struct Supervisor {
     /// The log copies its lines to standard error.
     log_on_stderr: bool,
     /// init's environment, for every child.
-    env: Vec<CString>,
+    env: Vec<&'static CStr>,
     pipes: Vec<Pipe>,
     phase: Phase,
     me: Pid,
@@ -98,7 +98,7 @@ pub struct Early {
     subreaper: Option<Errno>,
     /// The main command's spawn, if there is one.
     main: Option<Result<spawn::Spawned, spawn::SpawnError>>,
-    env: Vec<CString>,
+    env: Vec<&'static CStr>,
 }
 
 /// Becomes a child subreaper (not PID 1) and starts the main command.
