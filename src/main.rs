@@ -100,11 +100,11 @@ fn run() -> u8 {
     };
     // The main command first: `docker run IMAGE CMD` should not wait for
     // init to open its log. What happened is logged right after.
-    let early = supervisor::start_early(&mut config);
+    let launch = supervisor::launch(&mut config);
     stderr::init();
     logging::init(&config.log);
-    logging::info(&messages::started(early.me));
-    supervisor::Supervisor::new(config, signals, early).run()
+    logging::info(&messages::started(launch.me));
+    supervisor::Supervisor::new(config, signals, launch).run()
 }
 
 /// `--help`, `--version` and `--check` are the only output on stdout.

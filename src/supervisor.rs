@@ -30,6 +30,8 @@ use crate::stderr;
 
 mod shutdown;
 
+use shutdown::{Kill, Stop, Target};
+
 /// How often "waiting for … to die" may repeat during the grace.
 const NOTICE_EVERY: Duration = Duration::from_secs(3);
 /// After SIGKILL, look again this often for processes that arrived without
@@ -40,17 +42,25 @@ struct MainCommand {
     exit: Option<ExitKind>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     Supervising,
+    /// The stop signal is sent; the grace runs.
     ShuttingDown {
-        signal: i32,
+        stop: Stop,
         grace_end: Instant,
         next_notice: Instant,
     },
+    /// SIGKILL is sent, again until no child is left.
     Killing {
+        stop: Stop,
         next_kill: Instant,
     },
+}
+
+impl Phase {
+    fn is_supervising(&self) -> bool {
+        matches!(self, Phase::Supervising)
+    }
 }
 
 pub struct Supervisor {
@@ -70,10 +80,7 @@ pub struct Supervisor {
     is_pid1: bool,
     /// False once `waitpid` said ECHILD, until the next spawn.
     have_children: bool,
-    /// Not PID 1: process groups sent the stop signal in this shutdown.
-    signalled_groups: Vec<Pid>,
-    /// Not PID 1: adopted children already sent the stop signal.
-    signalled: Vec<Pid>,
+    /// The grace ended with something still running.
     killed_any: bool,
     /// Targets a signal could not be sent to for a reason other than their
     /// being gone: each is logged once.
@@ -88,10 +95,10 @@ pub struct Supervisor {
     received: Vec<Received>,
 }
 
-/// What is done before the log exists, so that the main command's start
-/// does not wait on init's own bookkeeping (opening the log): the
+/// What init launched before its log existed, so that the main command's
+/// start does not wait on init's own bookkeeping (opening the log): the
 /// outcomes, for the supervisor to log in order.
-pub struct Early {
+pub struct Launch {
     /// init's own pid, asked once.
     pub me: Pid,
     /// Not PID 1: the error if init could not become a child subreaper.
@@ -103,7 +110,7 @@ pub struct Early {
 
 /// Becomes a child subreaper (not PID 1) and starts the main command.
 /// Signals must already be blocked, so that its exit is not missed.
-pub fn start_early(config: &mut Config) -> Early {
+pub fn launch(config: &mut Config) -> Launch {
     let me = Pid::this();
     let mut subreaper = None;
     if me.as_raw() != 1 {
@@ -117,7 +124,7 @@ pub fn start_early(config: &mut Config) -> Early {
         .main
         .take()
         .map(|argv| spawn::spawn(&argv, None, Isolation::Main, &env));
-    Early {
+    Launch {
         me,
         subreaper,
         main,
@@ -126,8 +133,8 @@ pub fn start_early(config: &mut Config) -> Early {
 }
 
 impl Supervisor {
-    pub fn new(config: Config, signals: Signals, early: Early) -> Supervisor {
-        let me = early.me;
+    pub fn new(config: Config, signals: Signals, launch: Launch) -> Supervisor {
+        let me = launch.me;
         let now = Instant::now();
         // Looked up once, and only when there is an init script to run.
         let mut shell: Option<CString> = None;
@@ -170,17 +177,15 @@ impl Supervisor {
             signals,
             programs,
             main: None,
-            main_start: early.main,
-            subreaper_error: early.subreaper,
+            main_start: launch.main,
+            subreaper_error: launch.subreaper,
             log_on_stderr: config.log.copies_to_stderr(),
-            env: early.env,
+            env: launch.env,
             pipes: Vec::new(),
             phase: Phase::Supervising,
             me,
             is_pid1: me.as_raw() == 1,
             have_children: false,
-            signalled_groups: Vec::new(),
-            signalled: Vec::new(),
             killed_any: false,
             refused: Vec::new(),
             wait_failing: false,
@@ -205,7 +210,7 @@ impl Supervisor {
         }
         self.start_due(Instant::now());
         loop {
-            if self.phase != Phase::Supervising && !self.have_children {
+            if !self.phase.is_supervising() && !self.have_children {
                 // What is pending goes out with the last lines, in one write.
                 break;
             }
@@ -266,7 +271,7 @@ impl Supervisor {
             }
             match signals::classify(received.signal) {
                 Action::Reap => reap = true,
-                Action::Shutdown(sig) if self.phase == Phase::Supervising => {
+                Action::Shutdown(sig) if self.phase.is_supervising() => {
                     logging::warn(&messages::exit_request(sig));
                     self.begin_shutdown(sig, now);
                 }
@@ -278,7 +283,7 @@ impl Supervisor {
         reap
     }
 
-    /// Logs the main command's start (made by [`start_early`]), if any.
+    /// Logs the main command's start (made by [`launch`]), if any.
     /// `Some(status)` when it could not run.
     fn start_main(&mut self) -> Option<u8> {
         match self.main_start.take()? {
@@ -302,7 +307,7 @@ impl Supervisor {
     }
 
     fn start_due(&mut self, now: Instant) {
-        if self.phase != Phase::Supervising {
+        if !self.phase.is_supervising() {
             return;
         }
         for (i, program) in self.programs.iter_mut().enumerate() {
@@ -352,30 +357,28 @@ impl Supervisor {
     }
 
     fn on_timers(&mut self, now: Instant) {
-        match self.phase.clone() {
+        match &mut self.phase {
             Phase::Supervising => self.start_due(now),
             Phase::ShuttingDown {
-                signal,
+                stop,
                 grace_end,
                 next_notice,
             } => {
-                if now >= grace_end {
-                    self.kill_all(now);
-                } else if now >= next_notice {
-                    self.notice();
-                    self.phase = Phase::ShuttingDown {
-                        signal,
-                        grace_end,
-                        next_notice: later(now, NOTICE_EVERY),
+                if now >= *grace_end {
+                    self.phase = Phase::Killing {
+                        stop: stop.clone(),
+                        next_kill: deadline_after(now, REKILL_EVERY),
                     };
+                    self.kill_all();
+                } else if now >= *next_notice {
+                    *next_notice = deadline_after(now, NOTICE_EVERY);
+                    self.notice();
                 }
             }
-            Phase::Killing { next_kill } => {
-                if now >= next_kill {
+            Phase::Killing { next_kill, .. } => {
+                if now >= *next_kill {
+                    *next_kill = deadline_after(now, REKILL_EVERY);
                     self.rekill();
-                    self.phase = Phase::Killing {
-                        next_kill: later(now, REKILL_EVERY),
-                    };
                 }
             }
         }
@@ -393,7 +396,7 @@ impl Supervisor {
                 next_notice,
                 ..
             } => Some(*grace_end.min(next_notice)),
-            Phase::Killing { next_kill } => Some(*next_kill),
+            Phase::Killing { next_kill, .. } => Some(*next_kill),
         }
     }
 
@@ -472,7 +475,7 @@ impl Supervisor {
             }
         }
         match self.phase {
-            Phase::ShuttingDown { signal, .. } if !self.is_pid1 => self.signal_adopted(signal),
+            Phase::ShuttingDown { .. } if !self.is_pid1 => self.signal_adopted(),
             Phase::Killing { .. } if self.have_children => self.rekill(),
             _ => {}
         }
@@ -486,7 +489,7 @@ impl Supervisor {
         {
             main.exit = Some(how);
             logging::info(&messages::exited_main(how));
-            if self.phase == Phase::Supervising {
+            if self.phase.is_supervising() {
                 self.begin_shutdown(signals::SIGTERM, now);
             }
             return;
@@ -502,9 +505,9 @@ impl Supervisor {
         for pipe in self.pipes.iter_mut().filter(|p| p.program == index) {
             pipe.drain(&mut self.buf);
         }
-        let stop_signal = match self.phase {
-            Phase::ShuttingDown { signal, .. } => signal,
-            _ => signals::SIGTERM,
+        let stop_signal = match &self.phase {
+            Phase::ShuttingDown { stop, .. } | Phase::Killing { stop, .. } => stop.signal,
+            Phase::Supervising => signals::SIGTERM,
         };
         let Some(program) = self.programs.get_mut(index) else {
             return;
@@ -547,10 +550,14 @@ impl Supervisor {
         if logging::debug_enabled() {
             logging::debug(&messages::forwarded(sig, &names));
         }
-        let groups: Vec<Pid> = targets.iter().map(|&(pid, _)| group(pid)).collect();
-        for target in groups {
-            self.send(target, sig);
-        }
+        let kills: Vec<Kill> = targets
+            .iter()
+            .map(|&(pid, _)| Kill {
+                target: Target::Group(pid),
+                signal: sig,
+            })
+            .collect();
+        self.apply(&kills);
     }
 
     /// kill(2) to `target` (a pid, -pgid, or -1). A target that is gone is
@@ -573,11 +580,6 @@ impl Supervisor {
     }
 }
 
-/// The kill(2) target for a whole process group.
-fn group(pgid: Pid) -> Pid {
-    Pid::from_raw(-pgid.as_raw())
-}
-
 /// A kill(2) target in words, for a log line.
 fn describe_target(target: Pid) -> String {
     match target.as_raw() {
@@ -589,7 +591,7 @@ fn describe_target(target: Pid) -> String {
 
 /// `now + d`, saturating at some 136 years: `Instant + Duration` panics
 /// on overflow, and `-g 1e18` means "wait", not "kill at once".
-fn later(now: Instant, d: Duration) -> Instant {
+fn deadline_after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
         .unwrap_or(now)

@@ -53,6 +53,30 @@ fn unexpected_exits_restart_expected_ones_do_not() {
 }
 
 #[test]
+fn a_death_by_a_real_time_signal_is_seen_and_restarted() {
+    // 37 is SIGRTMIN+3 with glibc. A program killed by it must be reaped
+    // as that program, not lost as an unknown pid.
+    for mode in MODES {
+        let mut init = init(mode, "rt-death")
+            .args(&["-s", "0", "-b", "0.1", "-p", "rt=sh -c 'kill -37 $$'"])
+            .main(&["sh", "-c", "sleep 0.3; kill -37 $$"])
+            .start();
+        init.wait_log_n(
+            "exited: rt (terminated by SIGRTMIN+3; not expected)",
+            2,
+            secs(10.0),
+        );
+        assert_eq!(init.exit_code(secs(10.0)), 128 + 37, "{mode:?}");
+        assert!(
+            init.log_text()
+                .contains("exited: main (terminated by SIGRTMIN+3)"),
+            "{}",
+            init.log_text()
+        );
+    }
+}
+
+#[test]
 fn custom_exit_codes() {
     let init = init(Mode::Child, "exitcodes")
         .args(&["-x", "3,0", "-s", "0", "-b", "0.1"])

@@ -3,83 +3,194 @@
 //! everything; otherwise its groups and the orphans it adopted, as they
 //! arrive), "waiting for … to die" notices, and after the grace SIGKILL
 //! again and again until no child is left.
+//!
+//! Who gets which signal is decided by [`Stop`], from plain data (pids,
+//! groups, what was already sent), and returned as a list of [`Kill`]s;
+//! the supervisor reads `/proc`, logs, and sends the list in one place,
+//! [`Supervisor::apply`].
 
 use std::time::Instant;
 
 use nix::unistd::Pid;
 
-use super::{MAIN_NAME, NOTICE_EVERY, Phase, REKILL_EVERY, Supervisor, group, later};
+use super::{MAIN_NAME, NOTICE_EVERY, Phase, Supervisor, deadline_after};
 use crate::logging;
 use crate::messages;
 use crate::procs;
 use crate::program::{Program, State};
 use crate::signals::{SIGCONT, SIGKILL};
 
-impl Supervisor {
-    pub(super) fn begin_shutdown(&mut self, sig: i32, now: Instant) {
-        let grace_end = later(now, self.policy.grace.duration());
-        self.phase = Phase::ShuttingDown {
-            signal: sig,
-            grace_end,
-            next_notice: later(now, NOTICE_EVERY),
+/// Whom a signal goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Process(Pid),
+    Group(Pid),
+    /// Every process init may signal (as PID 1: the whole container).
+    Everyone,
+}
+
+impl Target {
+    /// The argument kill(2) takes for it.
+    pub fn kill_arg(self) -> Pid {
+        match self {
+            Target::Process(pid) => pid,
+            Target::Group(pgid) => Pid::from_raw(-pgid.as_raw()),
+            Target::Everyone => Pid::from_raw(-1),
+        }
+    }
+}
+
+/// One signal to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kill {
+    pub target: Target,
+    pub signal: i32,
+}
+
+/// What a shutdown has sent, and so what it sends next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// The stop signal: the one init received, or SIGTERM.
+    pub signal: i32,
+    /// PID 1: signals go to every process, not to groups one by one.
+    everyone: bool,
+    /// Not PID 1: the groups sent the stop signal.
+    groups: Vec<Pid>,
+    /// Not PID 1: adopted processes already looked at.
+    seen: Vec<Pid>,
+}
+
+impl Stop {
+    /// The stop signal to `groups` (the running programs' and the main
+    /// command's, even one that has just exited: what it left behind is
+    /// there), or as PID 1 to everyone — unless init has no child left,
+    /// when it exits at once and the kernel kills what remains (a `docker
+    /// exec` shell, whose parent is outside): kill(-1) walks every process
+    /// on the host, so a lone `init -- CMD` skips it.
+    pub fn begin(
+        signal: i32,
+        everyone: bool,
+        groups: &[Pid],
+        any_child: bool,
+    ) -> (Stop, Vec<Kill>) {
+        let mut stop = Stop {
+            signal,
+            everyone,
+            groups: Vec::new(),
+            seen: Vec::new(),
         };
-        let stopping: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
-        if self.is_pid1 {
-            // Everything in the container, orphans included, once each —
-            // unless init has no child left, when it exits at once and the
-            // kernel kills what remains (a `docker exec` shell, whose
-            // parent is outside). kill(-1) walks every process on the
-            // host, so a lone `init -- CMD` skips it.
-            if procs::has_children() {
-                self.send_stop(Pid::from_raw(-1), sig);
+        let mut kills = Vec::new();
+        if everyone {
+            if any_child {
+                stop.stop_signal(Target::Everyone, &mut kills);
             }
         } else {
-            // The main command's group even when it has just exited: what
-            // it left behind is there.
-            let groups = stopping
-                .into_iter()
-                .chain(self.main.as_ref().map(|m| m.pid));
-            for pgid in groups {
-                self.signal_group(pgid, sig);
+            for &pgid in groups {
+                stop.stop_group(pgid, &mut kills);
             }
         }
+        (stop, kills)
+    }
+
+    /// Not PID 1: the stop signal to children no signalled group reached —
+    /// orphans adopted before or during the shutdown, each with its process
+    /// group if it still has one. An orphan still in the group of a program
+    /// that exited earlier (a server an init script started with `&`) takes
+    /// its whole group with it: the group cannot be anyone else's while our
+    /// child is in it.
+    pub fn adopted(
+        &mut self,
+        children: &[(Pid, Option<Pid>)],
+        program_groups: &[Pid],
+    ) -> Vec<Kill> {
+        let mut kills = Vec::new();
+        for &(pid, pgid) in children {
+            if self.everyone || self.seen.contains(&pid) {
+                continue;
+            }
+            self.seen.push(pid);
+            match pgid {
+                // Gone meanwhile.
+                None => {}
+                Some(pgid) if self.groups.contains(&pgid) => {}
+                Some(pgid) if program_groups.contains(&pgid) => {
+                    self.stop_group(pgid, &mut kills);
+                }
+                Some(_) => self.stop_signal(Target::Process(pid), &mut kills),
+            }
+        }
+        kills
+    }
+
+    /// SIGKILL to everything still there: as PID 1 to everyone, otherwise
+    /// to every signalled group and every living child. Sent again after
+    /// each reap, since a killed process's children arrive as new orphans.
+    pub fn kill(&self, children: &[Pid]) -> Vec<Kill> {
+        let kill = |target| Kill {
+            target,
+            signal: SIGKILL,
+        };
+        if self.everyone {
+            return vec![kill(Target::Everyone)];
+        }
+        let groups = self.groups.iter().map(|&g| kill(Target::Group(g)));
+        groups
+            .chain(children.iter().map(|&p| kill(Target::Process(p))))
+            .collect()
+    }
+
+    fn stop_group(&mut self, pgid: Pid, kills: &mut Vec<Kill>) {
+        if !self.groups.contains(&pgid) {
+            self.groups.push(pgid);
+            self.stop_signal(Target::Group(pgid), kills);
+        }
+    }
+
+    /// The stop signal, then SIGCONT: a stopped process would leave the
+    /// stop signal pending and sit out the grace until SIGKILL.
+    fn stop_signal(&self, target: Target, kills: &mut Vec<Kill>) {
+        kills.push(Kill {
+            target,
+            signal: self.signal,
+        });
+        kills.push(Kill {
+            target,
+            signal: SIGCONT,
+        });
+    }
+}
+
+impl Supervisor {
+    pub(super) fn begin_shutdown(&mut self, sig: i32, now: Instant) {
+        let mut groups: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
+        groups.extend(self.main.as_ref().map(|m| m.pid));
+        let any_child = self.is_pid1 && procs::has_children();
+        let (stop, kills) = Stop::begin(sig, self.is_pid1, &groups, any_child);
+        self.apply(&kills);
+        self.phase = Phase::ShuttingDown {
+            stop,
+            grace_end: deadline_after(now, self.policy.grace.duration()),
+            next_notice: deadline_after(now, NOTICE_EVERY),
+        };
         // Reaping in this phase also sends the stop signal to the orphans
         // already adopted (`signal_adopted`), once the dead are gone.
         self.reap(now);
         self.notice();
     }
 
-    fn signal_group(&mut self, pgid: Pid, sig: i32) {
-        self.send_stop(group(pgid), sig);
-        if !self.signalled_groups.contains(&pgid) {
-            self.signalled_groups.push(pgid);
-        }
-    }
-
-    /// Not PID 1: sends the stop signal to the children that no signalled
-    /// group reached — orphans adopted before or during the shutdown. An
-    /// orphan still in the group of a program that exited earlier (a server
-    /// an init script started with `&`) takes its whole group with it: the
-    /// group cannot be anyone else's while our child is in it.
-    pub(super) fn signal_adopted(&mut self, sig: i32) {
-        for pid in self.unknown_children() {
-            if self.signalled.contains(&pid) {
-                continue;
-            }
-            self.signalled.push(pid);
-            let Ok(pgid) = nix::unistd::getpgid(Some(pid)) else {
-                // Gone meanwhile.
-                continue;
-            };
-            if self.signalled_groups.contains(&pgid) {
-                continue;
-            }
-            if self.programs.iter().any(|p| p.pgid == Some(pgid)) {
-                self.signal_group(pgid, sig);
-            } else {
-                self.send_stop(pid, sig);
-            }
-        }
+    /// Not PID 1: the stop signal to adopted children, see [`Stop::adopted`].
+    pub(super) fn signal_adopted(&mut self) {
+        let children: Vec<(Pid, Option<Pid>)> = self
+            .unknown_children()
+            .into_iter()
+            .map(|pid| (pid, nix::unistd::getpgid(Some(pid)).ok()))
+            .collect();
+        let program_groups: Vec<Pid> = self.programs.iter().filter_map(|p| p.pgid).collect();
+        let Phase::ShuttingDown { stop, .. } = &mut self.phase else {
+            return;
+        };
+        let kills = stop.adopted(&children, &program_groups);
+        self.apply(&kills);
     }
 
     /// Children that are neither a program nor the main command.
@@ -130,56 +241,138 @@ impl Supervisor {
         }
     }
 
-    /// The grace is over: SIGKILL to whatever is left.
-    pub(super) fn kill_all(&mut self, now: Instant) {
-        let mut groups = Vec::new();
+    /// The grace is over: SIGKILL to whatever is left, said in the log.
+    pub(super) fn kill_all(&mut self) {
         for program in &self.programs {
             if let State::Stopping { pid } = program.state {
                 logging::warn(&messages::killing(program.name.as_str(), pid));
-                groups.push(pid);
+                self.killed_any = true;
             }
         }
         if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
             logging::warn(&messages::killing(MAIN_NAME, main.pid));
-            groups.push(main.pid);
-        }
-        self.killed_any |= !groups.is_empty();
-        for pgid in groups {
-            self.send(group(pgid), SIGKILL);
+            self.killed_any = true;
         }
         let leftovers = self.unknown_children();
         if !leftovers.is_empty() {
             logging::warn(&messages::killing_leftovers(leftovers.len()));
             self.killed_any = true;
         }
-        self.phase = Phase::Killing {
-            next_kill: later(now, REKILL_EVERY),
-        };
         self.rekill();
     }
 
-    /// SIGKILL to every process still there; again after every reap, since
-    /// a killed process's children arrive as new orphans.
+    /// SIGKILL to every process still there, see [`Stop::kill`].
     pub(super) fn rekill(&mut self) {
-        if self.is_pid1 {
-            self.send(Pid::from_raw(-1), SIGKILL);
-            return;
-        }
-        for pgid in self.signalled_groups.clone() {
-            self.send(group(pgid), SIGKILL);
-        }
+        let stop = match &self.phase {
+            Phase::ShuttingDown { stop, .. } | Phase::Killing { stop, .. } => stop,
+            Phase::Supervising => return,
+        };
         // Without /proc there is no list: `unknown_children` has said so
-        // when the grace ended, and the groups above were reached.
-        for pid in procs::children().unwrap_or_default() {
-            self.send(pid, SIGKILL);
-        }
+        // when the grace ended, and the groups were reached.
+        let children = if self.is_pid1 {
+            Vec::new()
+        } else {
+            procs::children().unwrap_or_default()
+        };
+        let kills = stop.kill(&children);
+        self.apply(&kills);
     }
 
-    /// Sends the stop signal to `target` (a kill(2) target: pid, -pgid or
-    /// -1), then SIGCONT: a stopped process would leave the stop signal
-    /// pending and sit out the grace until SIGKILL.
-    fn send_stop(&mut self, target: Pid, sig: i32) {
-        self.send(target, sig);
-        self.send(target, SIGCONT);
+    /// Sends each signal, in order.
+    pub(super) fn apply(&mut self, kills: &[Kill]) {
+        for kill in kills {
+            self.send(kill.target.kill_arg(), kill.signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::SIGTERM;
+
+    fn pid(n: i32) -> Pid {
+        Pid::from_raw(n)
+    }
+
+    fn stop_then_cont(target: Target, signal: i32) -> [Kill; 2] {
+        [
+            Kill { target, signal },
+            Kill {
+                target,
+                signal: SIGCONT,
+            },
+        ]
+    }
+
+    #[test]
+    fn as_pid1_everyone_gets_the_stop_signal_once_if_there_is_anyone() {
+        let (stop, kills) = Stop::begin(2, true, &[pid(7)], true);
+        assert_eq!(kills, stop_then_cont(Target::Everyone, 2));
+        let (_, kills) = Stop::begin(2, true, &[pid(7)], false);
+        assert!(kills.is_empty());
+        // Adopted processes are already covered; SIGKILL goes to everyone.
+        let mut stop = stop;
+        assert!(stop.adopted(&[(pid(9), Some(pid(9)))], &[]).is_empty());
+        assert_eq!(
+            stop.kill(&[pid(9)]),
+            [Kill {
+                target: Target::Everyone,
+                signal: SIGKILL
+            }]
+        );
+    }
+
+    #[test]
+    fn not_pid1_each_group_gets_the_stop_signal_once() {
+        let (stop, kills) = Stop::begin(SIGTERM, false, &[pid(7), pid(8), pid(7)], true);
+        let mut want = stop_then_cont(Target::Group(pid(7)), SIGTERM).to_vec();
+        want.extend(stop_then_cont(Target::Group(pid(8)), SIGTERM));
+        assert_eq!(kills, want);
+        assert_eq!(stop.signal, SIGTERM);
+    }
+
+    #[test]
+    fn adopted_orphans_get_the_stop_signal_once_by_group_or_alone() {
+        let (mut stop, _) = Stop::begin(SIGTERM, false, &[pid(7)], true);
+        let children = [
+            // In a signalled group: already reached.
+            (pid(20), Some(pid(7))),
+            // In the group of a program that exited before: the group.
+            (pid(21), Some(pid(5))),
+            // A second member of that group: reached with it.
+            (pid(22), Some(pid(5))),
+            // In a group of its own making: the process alone.
+            (pid(23), Some(pid(23))),
+            // Gone before its group could be read.
+            (pid(24), None),
+        ];
+        let kills = stop.adopted(&children, &[pid(5), pid(7)]);
+        let mut want = stop_then_cont(Target::Group(pid(5)), SIGTERM).to_vec();
+        want.extend(stop_then_cont(Target::Process(pid(23)), SIGTERM));
+        assert_eq!(kills, want);
+        // Seen once: the next reap sends nothing again.
+        assert!(stop.adopted(&children, &[pid(5), pid(7)]).is_empty());
+        // SIGKILL: every signalled group, then every living child.
+        let kill = |target| Kill {
+            target,
+            signal: SIGKILL,
+        };
+        assert_eq!(
+            stop.kill(&[pid(23), pid(30)]),
+            [
+                kill(Target::Group(pid(7))),
+                kill(Target::Group(pid(5))),
+                kill(Target::Process(pid(23))),
+                kill(Target::Process(pid(30))),
+            ]
+        );
+    }
+
+    #[test]
+    fn targets_are_kill_arguments() {
+        assert_eq!(Target::Process(pid(5)).kill_arg(), pid(5));
+        assert_eq!(Target::Group(pid(5)).kill_arg(), pid(-5));
+        assert_eq!(Target::Everyone.kill_arg(), pid(-1));
     }
 }
