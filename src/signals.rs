@@ -30,7 +30,7 @@
 //! would stop every program; KILL and STOP cannot be caught.
 
 use std::io;
-use std::mem::MaybeUninit;
+use std::mem::{MaybeUninit, offset_of, size_of};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
@@ -136,18 +136,48 @@ impl Signals {
     }
 
     /// Appends every pending signal, and the pid that sent it (0 from the
-    /// kernel), to `out`, until none is left.
+    /// kernel), to `out`. Reads up to [`BATCH`] records at a time and stops
+    /// at a read that did not fill the buffer: a lone signal costs one
+    /// read, not a second one to learn that nothing follows. (nix's
+    /// `read_signal` reads one record a call.)
     pub fn read_pending(&self, out: &mut Vec<Received>) -> Result<(), Errno> {
+        let mut buf = [0u8; RECORD * BATCH];
         loop {
-            match self.fd.read_signal() {
-                Ok(Some(info)) => out.push(Received {
-                    signal: i32::try_from(info.ssi_signo).unwrap_or(0),
-                    sender: i32::try_from(info.ssi_pid).unwrap_or(0),
-                }),
-                Ok(None) => return Ok(()),
+            let n = match nix::unistd::read(&self.fd, &mut buf) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
+            };
+            let records = buf.get(..n).unwrap_or(&[]).chunks_exact(RECORD);
+            let count = records.len();
+            out.extend(records.map(Received::from_record));
+            if count < BATCH {
+                return Ok(());
             }
+        }
+    }
+}
+
+/// The size of one signalfd record, and how many are read at once.
+const RECORD: usize = size_of::<libc::signalfd_siginfo>();
+const BATCH: usize = 16;
+
+/// A field of a signalfd record, read from its bytes.
+fn field(record: &[u8], offset: usize) -> u32 {
+    record
+        .get(offset..offset + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_ne_bytes)
+}
+
+impl Received {
+    fn from_record(record: &[u8]) -> Received {
+        Received {
+            signal: i32::try_from(field(record, offset_of!(libc::signalfd_siginfo, ssi_signo)))
+                .unwrap_or(0),
+            sender: i32::try_from(field(record, offset_of!(libc::signalfd_siginfo, ssi_pid)))
+                .unwrap_or(0),
         }
     }
 }
