@@ -10,6 +10,7 @@ use std::time::Duration;
 use nix::unistd::Pid;
 
 use crate::config::{MAIN_NAME, Seconds};
+use crate::logging::Stream;
 use crate::signals::signal_name;
 use crate::spawn::SpawnError;
 use crate::status::ExitKind;
@@ -98,6 +99,22 @@ pub fn runtime_error(what: &str, error: &dyn fmt::Display) -> String {
     format!("error: {what}: {error}")
 }
 
+/// A signal init could not send, for a reason other than the target
+/// being gone. `target` is kill(2)'s: a pid, -pgid, or -1.
+pub fn cannot_signal(sig: i32, target: Pid, error: &io::Error) -> String {
+    let whom = match target.as_raw() {
+        -1 => "every process".to_string(),
+        t if t < 0 => format!("process group {}", -t),
+        t => format!("pid {t}"),
+    };
+    format!("error: cannot send {} to {whom}: {error}", signal_name(sig))
+}
+
+/// A program's pipe that could not be read: it is closed.
+pub fn read_failed(name: &str, stream: Stream, error: &io::Error) -> String {
+    format!("error: reading the {} of {name}: {error}", stream.word())
+}
+
 /// The one stderr line for a main command that cannot be run.
 pub fn main_cannot_run(error: &SpawnError) -> String {
     format!("cocalc-init: {error}\n")
@@ -176,6 +193,15 @@ mod tests {
             "killing 3 leftover processes with SIGKILL"
         );
         assert_eq!(spawned("a", Pid::from_raw(9)), "spawned: 'a' with pid 9");
+        let eperm = io::Error::from_raw_os_error(1);
+        assert_eq!(
+            cannot_signal(15, Pid::from_raw(-7), &eperm),
+            "error: cannot send SIGTERM to process group 7: Operation not permitted (os error 1)"
+        );
+        assert_eq!(
+            cannot_signal(9, Pid::from_raw(-1), &eperm),
+            "error: cannot send SIGKILL to every process: Operation not permitted (os error 1)"
+        );
         assert_eq!(
             backoff("a", Duration::from_millis(500)),
             "backoff: a starts again in 0.5 seconds"

@@ -142,8 +142,7 @@ impl Pipe {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // The pipe is dropped after this, so this is said once.
-                    let what = format!("reading the {} of {}", self.stream.word(), self.name);
-                    logging::error(&messages::runtime_error(&what, &e));
+                    logging::error(&messages::read_failed(&self.name, self.stream, &e));
                     self.finish();
                     return PipeRead::Closed;
                 }

@@ -568,24 +568,10 @@ impl Supervisor {
             Err(e) => {
                 if !self.refused.contains(&target) {
                     self.refused.push(target);
-                    let what = format!(
-                        "cannot send {} to {}",
-                        signals::signal_name(sig),
-                        describe_target(target)
-                    );
-                    logging::warn(&messages::runtime_error(&what, &std::io::Error::from(e)));
+                    logging::warn(&messages::cannot_signal(sig, target, &e.into()));
                 }
             }
         }
-    }
-}
-
-/// A kill(2) target in words, for a log line.
-fn describe_target(target: Pid) -> String {
-    match target.as_raw() {
-        -1 => "every process".to_string(),
-        t if t < 0 => format!("process group {}", -t),
-        t => format!("pid {t}"),
     }
 }
 
