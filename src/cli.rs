@@ -634,6 +634,16 @@ mod tests {
     }
 
     #[test]
+    fn flags_may_repeat() {
+        let c = run(&["-vv", "-q", "--quiet", "--", "x"]);
+        assert!(c.log.verbose && c.log.quiet);
+        assert!(matches!(
+            parse(&args(&["--check", "--check", "--", "x"]), Path::new("/")),
+            Ok(Request::Check(_))
+        ));
+    }
+
+    #[test]
     fn a_trailing_double_dash_is_no_main_command() {
         let c = run(&["-p", "a=x", "--"]);
         assert_eq!(c.main, None);
@@ -793,7 +803,17 @@ mod tests {
             (&["sleep", "1"], "'sleep'"),
             (&["-l", "", "--", "x"], "FILE is empty"),
             (&["-i", "", "--", "x"], "PATH is empty"),
-            (&["-g", "1", "-g", "2", "--", "x"], "grace"),
+            (
+                &["-g", "1", "-g", "2", "--", "x"],
+                "'--grace' is given more than once",
+            ),
+            (
+                &["-x", "1", "--exitcodes", "2", "--", "x"],
+                "'--exitcodes' is given more than once",
+            ),
+            // Every value is checked before asking what there is to run.
+            (&["-g", "abc"], "--grace: 'abc'"),
+            (&["-x", "nope"], "--exitcodes: 'nope'"),
         ];
         for (list, needle) in cases {
             let e = err(list);
