@@ -3,8 +3,8 @@
 //! failure.
 //!
 //! simplelog writes a record in several pieces and drops the writer's
-//! errors, so the sink gathers bytes up to each newline, never returns an
-//! error (it handles failures itself, and says so once on stderr), and
+//! errors, so the sink gathers the pieces up to the one that ends the
+//! record with its newline, never returns an error (it handles failures itself, and says so once on stderr), and
 //! never logs (the logger's lock is held while it runs).
 //!
 //! Invariants:
@@ -145,15 +145,14 @@ impl Sink {
 }
 
 impl Write for Sink {
+    /// simplelog writes a record in pieces, the last one ending with its
+    /// newline: that piece ends the line. (A newline inside a message
+    /// keeps the record whole, in one file.)
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(at + 1);
-            self.pending.extend_from_slice(line);
+        self.pending.extend_from_slice(bytes);
+        if bytes.last() == Some(&b'\n') {
             self.end_line();
-            rest = tail;
         }
-        self.pending.extend_from_slice(rest);
         Ok(bytes.len())
     }
 

@@ -139,6 +139,10 @@ pub struct Lossy<'a>(pub &'a [u8]);
 
 impl fmt::Display for Lossy<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Nearly every line is valid: one check, then written whole.
+        if let Ok(text) = std::str::from_utf8(self.0) {
+            return f.write_str(text);
+        }
         for chunk in self.0.utf8_chunks() {
             f.write_str(chunk.valid())?;
             if !chunk.invalid().is_empty() {

@@ -5,7 +5,7 @@
 //! Bytes that are not UTF-8 are logged as U+FFFD.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::logging::{self, Stream};
@@ -61,8 +61,15 @@ impl LineBuffer {
     }
 }
 
+/// The first newline. Through std's `BufRead` on a slice, which searches
+/// with the C library's memchr, a word or a vector at a time: several
+/// times faster than a byte loop on long output.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    let mut reader = bytes;
+    match reader.skip_until(b'\n') {
+        Ok(n) if n > 0 && bytes.get(n - 1) == Some(&b'\n') => Some(n - 1),
+        _ => None,
+    }
 }
 
 fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
@@ -229,6 +236,21 @@ mod tests {
             assert!(buf.partial.len() < MAX_LINE);
         }
         assert_eq!(count, 100_000 / MAX_LINE);
+    }
+
+    #[test]
+    fn find_newline_finds_the_first() {
+        let mut data = vec![b'a'; 300];
+        assert_eq!(find_newline(&data), None);
+        assert_eq!(find_newline(&[]), None);
+        for at in [0, 1, 7, 8, 31, 32, 33, 64, 299] {
+            data[at] = b'\n';
+            assert_eq!(find_newline(&data), Some(at));
+            data[299] = b'\n';
+            assert_eq!(find_newline(&data), Some(at));
+            data[299] = b'a';
+            data[at] = b'a';
+        }
     }
 
     #[test]

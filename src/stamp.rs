@@ -12,6 +12,7 @@
 use std::cell::Cell;
 use std::io::Write;
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -90,21 +91,37 @@ impl std::fmt::Display for Stamp {
 
 thread_local! {
     /// The last second's stamp, and that second since 1970.
-    static LAST: Cell<(i64, Stamp)> = const { Cell::new((i64::MIN, Stamp::EMPTY)) };
+    static SECOND: Cell<(u64, Stamp)> = const { Cell::new((u64::MAX, Stamp::EMPTY)) };
+    /// The last stamp with its milliseconds, and that millisecond.
+    static MILLI: Cell<(u128, Stamp)> = const { Cell::new((u128::MAX, Stamp::EMPTY)) };
 }
 
 /// The stamp for now.
 pub fn now() -> Stamp {
-    let utc = OffsetDateTime::now_utc();
-    let second = utc.unix_timestamp();
-    let (last_second, mut stamp) = LAST.get();
+    let since_epoch = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = since_epoch.as_millis();
+    let (last_ms, stamp) = MILLI.get();
+    if last_ms == ms {
+        return stamp;
+    }
+    let second = since_epoch.as_secs();
+    let (last_second, mut stamp) = SECOND.get();
     if last_second != second {
         let offset = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
-        stamp = Stamp::second(utc.to_offset(offset));
-        LAST.set((second, stamp));
+        // Checked: a clock past the year 9999 must not panic PID 1.
+        stamp = time::Duration::try_from(since_epoch)
+            .ok()
+            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d))
+            .and_then(|utc| utc.checked_to_offset(offset))
+            .map_or(Stamp::EMPTY, Stamp::second);
+        SECOND.set((second, stamp));
     }
     // The offset is whole seconds: the milliseconds are UTC's.
-    stamp.with_millis(utc.millisecond())
+    let stamp = stamp.with_millis(u16::try_from(since_epoch.subsec_millis()).unwrap_or(0));
+    MILLI.set((ms, stamp));
+    stamp
 }
 
 #[cfg(test)]
