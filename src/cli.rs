@@ -14,7 +14,8 @@ use std::path::Path;
 use getopts::{Fail, Matches, Options};
 
 use crate::config::{
-    Config, ExitCodes, LogConfig, LogTarget, Policy, ProgramKind, ProgramName, ProgramSpec, Seconds,
+    Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
+    ProgramSpec, Seconds,
 };
 use crate::shellwords;
 
@@ -38,6 +39,7 @@ const GRACE: &str = "grace";
 const LOG: &str = "log";
 const LOG_MAX_BYTES: &str = "log-max-bytes";
 const LOG_BACKUPS: &str = "log-backups";
+const LOG_LEVEL: &str = "log-level";
 const QUIET: &str = "quiet";
 const VERBOSE: &str = "verbose";
 const CHECK: &str = "check";
@@ -164,13 +166,26 @@ const TABLE: &[(&str, &str, &str, Takes, &str)] = &[
         "rotated log files kept [3]",
     ),
     (
+        "",
+        LOG_LEVEL,
+        "LEVEL",
+        Takes::Value,
+        "debug, info, warn or error [info]",
+    ),
+    (
         "q",
         QUIET,
         "",
         Takes::Nothing,
         "do not copy log lines to stderr",
     ),
-    ("v", VERBOSE, "", Takes::Nothing, "also log debug lines"),
+    (
+        "v",
+        VERBOSE,
+        "",
+        Takes::Nothing,
+        "the same as --log-level debug",
+    ),
     (
         "",
         CHECK,
@@ -307,10 +322,14 @@ pub fn describe(config: &Config) -> String {
         n => format!("rotated at {n} bytes, {} kept", l.backups),
     };
     match &l.target {
-        LogTarget::Stderr => out.push_str("log: standard error only\n"),
+        LogTarget::Stderr => out.push_str(&format!(
+            "log: standard error only, {} and above\n",
+            l.level.name()
+        )),
         LogTarget::File(file) => out.push_str(&format!(
-            "log: {} ({rotation}){}\n",
+            "log: {} ({rotation}), {} and above{}\n",
             file.display(),
+            l.level.name(),
             if l.quiet {
                 ""
             } else {
@@ -413,7 +432,8 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         grace: seconds(&m, GRACE, DEFAULT_GRACE)?,
     };
     let target = match m.opt_str(LOG).as_deref() {
-        Some("-") => LogTarget::Stderr,
+        // /dev/stderr is a link, which the log never follows: it means `-`.
+        Some("-" | "/dev/stderr" | "/dev/fd/2") => LogTarget::Stderr,
         Some("") => return Err(usage("--log: the FILE is empty")),
         Some(file) => LogTarget::File(cwd.join(file)),
         None => LogTarget::File(DEFAULT_LOG.into()),
@@ -429,7 +449,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         )?)
         .unwrap_or(MAX_LOG_BACKUPS),
         quiet: m.opt_present(QUIET),
-        verbose: m.opt_present(VERBOSE),
+        level: log_level(&m)?,
     };
 
     // A trailing `--` with nothing after it is no main command: an image's
@@ -498,6 +518,23 @@ fn parse_init_script(value: &str, cwd: &Path) -> Result<ProgramSpec, UsageError>
     })
 }
 
+fn log_level(m: &Matches) -> Result<LogLevel, UsageError> {
+    let named = match m.opt_str(LOG_LEVEL) {
+        Some(text) => {
+            Some(LogLevel::parse(&text).map_err(|e| usage(format!("--{LOG_LEVEL}: {e}")))?)
+        }
+        None => None,
+    };
+    match (m.opt_present(VERBOSE), named) {
+        (true, Some(level)) if level != LogLevel::Debug => Err(usage(format!(
+            "-v means --log-level debug, which --log-level {} contradicts",
+            level.name()
+        ))),
+        (true, _) => Ok(LogLevel::Debug),
+        (false, level) => Ok(level.unwrap_or(LogLevel::Info)),
+    }
+}
+
 fn seconds(m: &Matches, name: &str, default: &str) -> Result<Seconds, UsageError> {
     let text = m.opt_str(name);
     let text = text.as_deref().unwrap_or(default);
@@ -553,7 +590,8 @@ mod tests {
         assert_eq!(c.log.target, LogTarget::File(DEFAULT_LOG.into()));
         assert_eq!(c.log.max_bytes, 10_485_760);
         assert_eq!(c.log.backups, 3);
-        assert!(!c.log.quiet && !c.log.verbose);
+        assert!(!c.log.quiet);
+        assert_eq!(c.log.level, LogLevel::Info);
         assert_eq!(c.main, Some(c_args(&["true"])));
     }
 
@@ -584,6 +622,8 @@ mod tests {
             "0",
             "-q",
             "-v",
+            "--log-level",
+            "debug",
         ]);
         let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "s_sh", "u_sh"]);
@@ -601,7 +641,8 @@ mod tests {
         assert_eq!(c.policy.grace.to_string(), "2");
         assert_eq!(c.log.target, LogTarget::File("/work/log".into()));
         assert_eq!((c.log.max_bytes, c.log.backups), (100, 0));
-        assert!(c.log.quiet && c.log.verbose);
+        assert!(c.log.quiet);
+        assert_eq!(c.log.level, LogLevel::Debug);
         assert_eq!(c.main, None);
         let c = run(&[
             "--exitcodes=3",
@@ -621,7 +662,8 @@ mod tests {
     #[test]
     fn short_clusters_attached_values_and_option_like_values() {
         let c = run(&["-qvx1", "-pa=x", "--log", "-q", "-s0"]);
-        assert!(c.log.quiet && c.log.verbose);
+        assert!(c.log.quiet);
+        assert_eq!(c.log.level, LogLevel::Debug);
         assert!(c.policy.exitcodes.contains(1) && !c.policy.exitcodes.contains(0));
         assert_eq!(c.programs[0].name.as_str(), "a");
         // A value is taken as it is, even when it looks like an option.
@@ -633,10 +675,60 @@ mod tests {
         assert_eq!(names, ["-x", "b"]);
     }
 
+    /// getopts panics when asked for a name it was not given.
+    #[test]
+    fn every_option_name_is_in_the_table() {
+        let names = [
+            PROGRAM,
+            INIT_SCRIPT,
+            EXITCODES,
+            STARTSECS,
+            BACKOFF_MAX,
+            GRACE,
+            LOG,
+            LOG_MAX_BYTES,
+            LOG_BACKUPS,
+            LOG_LEVEL,
+            QUIET,
+            VERBOSE,
+            CHECK,
+            HELP,
+            VERSION,
+        ];
+        let m = options().parse(Vec::<String>::new()).unwrap();
+        for name in names {
+            assert!(TABLE.iter().any(|&(_, long, ..)| long == name), "{name}");
+            assert!(!m.opt_present(name));
+        }
+        assert_eq!(names.len(), TABLE.len());
+    }
+
+    #[test]
+    fn log_levels_and_stderr_spellings() {
+        for (args, level) in [
+            (&["--log-level", "warn"][..], LogLevel::Warn),
+            (&["--log-level=error"], LogLevel::Error),
+            (&["-v", "--log-level", "debug"], LogLevel::Debug),
+        ] {
+            let mut list = args.to_vec();
+            list.extend(["--", "x"]);
+            assert_eq!(run(&list).log.level, level, "{args:?}");
+        }
+        for spelling in ["-", "/dev/stderr", "/dev/fd/2"] {
+            let c = run(&["-l", spelling, "--", "x"]);
+            assert_eq!(c.log.target, LogTarget::Stderr, "{spelling}");
+        }
+        assert_eq!(
+            run(&["-l", "/dev/null", "--", "x"]).log.target,
+            LogTarget::File("/dev/null".into())
+        );
+    }
+
     #[test]
     fn flags_may_repeat() {
         let c = run(&["-vv", "-q", "--quiet", "--", "x"]);
-        assert!(c.log.verbose && c.log.quiet);
+        assert!(c.log.quiet);
+        assert_eq!(c.log.level, LogLevel::Debug);
         assert!(matches!(
             parse(&args(&["--check", "--check", "--", "x"]), Path::new("/")),
             Ok(Request::Check(_))
@@ -727,7 +819,7 @@ mod tests {
             text.contains("expected exit codes: 0,3; startsecs 1; backoff-max 60; grace 8\n"),
             "{text}"
         );
-        assert!(text.contains("log: /tmp/.cocalc/cocalc-init.log (rotated at 10485760 bytes, 3 kept), copied to standard error\n"), "{text}");
+        assert!(text.contains("log: /tmp/.cocalc/cocalc-init.log (rotated at 10485760 bytes, 3 kept), info and above, copied to standard error\n"), "{text}");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
@@ -813,6 +905,8 @@ mod tests {
             ),
             // Every value is checked before asking what there is to run.
             (&["-g", "abc"], "--grace: 'abc'"),
+            (&["--log-level", "loud", "--", "x"], "--log-level: 'loud'"),
+            (&["-v", "--log-level", "warn", "--", "x"], "contradicts"),
             (&["-x", "nope"], "--exitcodes: 'nope'"),
         ];
         for (list, needle) in cases {

@@ -165,6 +165,38 @@ pub enum LogTarget {
     Stderr,
 }
 
+/// The least severe lines the log keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn parse(text: &str) -> Result<LogLevel, String> {
+        match text {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            _ => Err(format!(
+                "'{text}' is not a level: debug, info, warn or error"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub target: LogTarget,
@@ -172,17 +204,7 @@ pub struct LogConfig {
     pub max_bytes: u64,
     pub backups: u32,
     pub quiet: bool,
-    pub verbose: bool,
-}
-
-impl LogConfig {
-    /// Whether log lines reach standard error.
-    pub fn copies_to_stderr(&self) -> bool {
-        match self.target {
-            LogTarget::Stderr => true,
-            LogTarget::File(_) => !self.quiet,
-        }
-    }
+    pub level: LogLevel,
 }
 
 /// Supervision policy shared by every program.
@@ -249,6 +271,15 @@ mod tests {
     fn default_exit_codes_are_zero_and_two() {
         let codes = ExitCodes::default();
         assert!(codes.contains(0) && codes.contains(2) && !codes.contains(1));
+    }
+
+    #[test]
+    fn log_levels_read_back_by_name() {
+        for name in ["debug", "info", "warn", "error"] {
+            assert_eq!(LogLevel::parse(name).unwrap().name(), name);
+        }
+        assert!(LogLevel::parse("INFO").is_err());
+        assert!(LogLevel::Debug < LogLevel::Error);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use std::ffi::OsString;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -39,6 +39,9 @@ struct FileSink {
     id: (u64, u64),
     /// Opened since the last write: the path was just checked.
     fresh: bool,
+    /// A character device such as /dev/null or a terminal: written as it
+    /// is, never rotated nor looked for again.
+    device: bool,
     /// Bytes in the current file, as far as we know.
     size: u64,
     /// The failure has been told on stderr and not yet cleared.
@@ -66,6 +69,7 @@ impl Sink {
                     file: None,
                     id: (0, 0),
                     fresh: false,
+                    device: false,
                     size: 0,
                     failing: false,
                 }),
@@ -82,11 +86,20 @@ impl Sink {
             line_start: 0,
         };
         if let Some(file) = sink.file.as_mut() {
-            if let Err(e) = file.reopen() {
-                file.fail(&e);
+            match file.reopen() {
+                // The log is the device (/dev/null, a terminal): lines go
+                // there, not also to stderr.
+                Ok(()) if file.device => sink.to_stderr = false,
+                Ok(()) => {}
+                Err(e) => file.fail(&e),
             }
         }
         sink
+    }
+
+    /// Whether log lines reach standard error.
+    pub fn copies_to_stderr(&self) -> bool {
+        self.to_stderr
     }
 
     /// A line is complete in `pending`: rotate first if it would push the
@@ -94,7 +107,7 @@ impl Sink {
     fn end_line(&mut self) {
         let line_len = self.pending.len() - self.line_start;
         let over = match self.file.as_ref() {
-            Some(file) if self.max_bytes > 0 && !file.failing => {
+            Some(file) if self.max_bytes > 0 && !file.failing && !file.device => {
                 let used = file.size.saturating_add(self.line_start as u64);
                 used > 0 && used.saturating_add(line_len as u64) > self.max_bytes
             }
@@ -166,12 +179,14 @@ impl FileSink {
     fn reopen(&mut self) -> io::Result<()> {
         self.file = None;
         let mut options = OpenOptions::new();
-        // Never write through a link someone planted at the log's place.
+        // Never write through a link someone planted at the log's place;
+        // never wait at the open (a FIFO with no reader) nor at a write to
+        // a device that would block (regular files ignore the flag).
         options
             .append(true)
             .create(true)
             .mode(0o640)
-            .custom_flags(OFlag::O_NOFOLLOW.bits());
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits());
         let file = match options.open(&self.path) {
             // The folder is missing (never made, or deleted): make it.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -186,8 +201,9 @@ impl FileSink {
             other => other?,
         };
         let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::other("not a regular file"));
+        self.device = meta.file_type().is_char_device();
+        if !meta.is_file() && !self.device {
+            return Err(io::Error::other("not a regular file or a character device"));
         }
         self.size = meta.len();
         self.id = (meta.dev(), meta.ino());
@@ -203,6 +219,7 @@ impl FileSink {
         // as the file is opened with O_NOFOLLOW.
         let moved = self.file.is_none()
             || (!self.fresh
+                && !self.device
                 && std::fs::symlink_metadata(&self.path)
                     .map_or(true, |m| (m.dev(), m.ino()) != self.id));
         self.fresh = false;
@@ -266,7 +283,7 @@ mod tests {
             max_bytes: max,
             backups,
             quiet: true,
-            verbose: false,
+            level: crate::config::LogLevel::Info,
         }
     }
 
@@ -397,6 +414,30 @@ mod tests {
             & 0o777;
         assert_eq!(file_mode & !0o640, 0, "{file_mode:o}");
         assert_eq!(dir_mode & !0o750, 0, "{dir_mode:o}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_character_device_is_written_without_rotation() {
+        let mut log = Sink::open(&config(Path::new("/dev/null"), 10, 2));
+        for i in 0..5 {
+            info(&mut log, &format!("line {i}"));
+        }
+        log.flush().unwrap();
+        let file = log.file.as_ref().unwrap();
+        assert!(file.device && !file.failing && file.file.is_some());
+        assert!(!Path::new("/dev/null.1").exists());
+    }
+
+    #[test]
+    fn a_folder_or_a_fifo_is_refused() {
+        let dir = tempdir("kinds");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let log = Sink::open(&config(&dir.join("sub"), 0, 0));
+        assert!(log.file.as_ref().unwrap().failing);
+        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let log = Sink::open(&config(&dir.join("fifo"), 0, 0));
+        assert!(log.file.as_ref().unwrap().failing);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -14,7 +14,7 @@ use std::fmt;
 use log::LevelFilter;
 use simplelog::{ConfigBuilder, WriteLogger};
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, LogLevel};
 use crate::logfile::Sink;
 use crate::stamp;
 
@@ -67,13 +67,14 @@ impl Stream {
 
 /// Opens the log and makes it the logger of the process. A file that
 /// cannot be opened now is not fatal: lines go to standard error until it
-/// can be. Called once.
-pub fn init(config: &LogConfig) {
+/// can be. Called once. Returns whether log lines reach standard error.
+pub fn init(config: &LogConfig) -> bool {
     stamp::read_local_offset();
-    let filter = if config.verbose {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
+    let filter = match config.level {
+        LogLevel::Debug => LevelFilter::Debug,
+        LogLevel::Info => LevelFilter::Info,
+        LogLevel::Warn => LevelFilter::Warn,
+        LogLevel::Error => LevelFilter::Error,
     };
     let format = ConfigBuilder::new()
         .set_max_level(LevelFilter::Off)
@@ -82,8 +83,11 @@ pub fn init(config: &LogConfig) {
         .set_target_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off)
         .build();
+    let sink = Sink::open(config);
+    let on_stderr = sink.copies_to_stderr();
     // Fails only if a logger is already set, which init never does twice.
-    let _ = WriteLogger::init(filter, format, Sink::open(config));
+    let _ = WriteLogger::init(filter, format, sink);
+    on_stderr
 }
 
 /// One line of init's own: `STAMP LEVEL message`.

@@ -102,9 +102,9 @@ fn run() -> u8 {
     // init to open its log. What happened is logged right after.
     let launch = supervisor::launch(&mut config);
     stderr::init();
-    logging::init(&config.log);
+    let log_on_stderr = logging::init(&config.log);
     logging::info(&messages::started(launch.me));
-    supervisor::Supervisor::new(config, signals, launch).run()
+    supervisor::Supervisor::new(config, signals, launch, log_on_stderr).run()
 }
 
 /// `--help`, `--version` and `--check` are the only output on stdout.

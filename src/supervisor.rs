@@ -133,7 +133,13 @@ pub fn launch(config: &mut Config) -> Launch {
 }
 
 impl Supervisor {
-    pub fn new(config: Config, signals: Signals, launch: Launch) -> Supervisor {
+    /// `log_on_stderr`: whether log lines reach standard error.
+    pub fn new(
+        config: Config,
+        signals: Signals,
+        launch: Launch,
+        log_on_stderr: bool,
+    ) -> Supervisor {
         let me = launch.me;
         let now = Instant::now();
         // Looked up once, and only when there is an init script to run.
@@ -179,7 +185,7 @@ impl Supervisor {
             main: None,
             main_start: launch.main,
             subreaper_error: launch.subreaper,
-            log_on_stderr: config.log.copies_to_stderr(),
+            log_on_stderr,
             env: launch.env,
             pipes: Vec::new(),
             phase: Phase::Supervising,

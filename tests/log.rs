@@ -14,6 +14,7 @@ use std::path::Path;
 
 use common::*;
 use nix::sys::signal::Signal;
+use std::ffi::OsStr;
 
 #[test]
 fn lines_have_the_supervisord_format() {
@@ -255,6 +256,50 @@ fn log_dash_means_stderr_only_whatever_quiet_says() {
     init.exit_code(secs(10.0));
     assert!(init.stderr_text().contains("exited: main (exit status 0)"));
     assert!(!init.log.exists());
+}
+
+#[test]
+fn tini_style_runs_print_nothing_but_errors() {
+    let quiet: [&[&str]; 3] = [
+        &["-l", "-", "--log-level", "error"],
+        &["-l", "-", "--log-level", "warn"],
+        &["-l", "/dev/null"],
+    ];
+    for flags in quiet {
+        let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+        args.extend(["--", "true"].map(OsStr::new));
+        let (code, stderr) = run_to_end(&args, secs(10.0));
+        assert_eq!((code, stderr.as_str()), (0, ""), "{flags:?}");
+    }
+    // An error still shows, at `error` and with the log on /dev/null.
+    for flags in [
+        &["-l", "-", "--log-level", "error"][..],
+        &["-l", "/dev/null"],
+    ] {
+        let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+        args.extend(["--", "no-such-command-here"].map(OsStr::new));
+        let (code, stderr) = run_to_end(&args, secs(10.0));
+        assert_eq!(code, 127, "{flags:?}");
+        assert!(
+            stderr.contains("can't find command 'no-such-command-here'"),
+            "{flags:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+    }
+}
+
+#[test]
+fn log_dev_stderr_means_stderr_and_warn_keeps_warnings() {
+    let mut init = init(Mode::Child, "dev-stderr")
+        .own_log()
+        .args(&["-l", "/dev/stderr", "--log-level", "warn"])
+        .args(&["-s", "0", "-b", "0.1", "-p", "bad=sh -c 'echo out; exit 1'"])
+        .start();
+    init.signal(Signal::SIGTERM);
+    init.exit_code(secs(10.0));
+    let text = init.stderr_text();
+    assert!(text.contains("WARN received SIGTERM"), "{text}");
+    assert!(!text.contains(" INFO "), "{text}");
 }
 
 #[test]
