@@ -1,5 +1,6 @@
 //! The command line: the option table, `--help`, `--version`, and argv →
-//! [`Config`]. No side effects: the caller prints and exits.
+//! [`Config`], and what `--check` reports. No side effects: the caller
+//! prints and exits.
 //!
 //! argv is split at the first `--` here, by hand: getopts takes only UTF-8
 //! text, and the main command keeps its arguments exactly as the OS gave
@@ -8,16 +9,19 @@
 
 use std::ffi::{CString, OsString};
 use std::fmt;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use getopts::{Fail, Matches, Options};
 
+use crate::config::MAIN_NAME;
 use crate::config::{
     Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
     ProgramSpec, Seconds,
 };
+use crate::messages;
 use crate::shellwords;
+use crate::spawn;
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
 pub const DEFAULT_STARTSECS: &str = "1";
@@ -276,6 +280,43 @@ fn fail_message(fail: Fail) -> String {
         Fail::UnexpectedArgument(name) => format!("option '{}' takes no value", dashed(&name)),
         Fail::OptionMissing(name) => format!("option '{}' is missing", dashed(&name)),
     }
+}
+
+/// What `--check` finds would fail at the start, one line a problem, in
+/// the words a start would log: every program's and the main command's
+/// command, and each init script that exists but cannot be read (a
+/// missing one is fine: they are optional).
+pub fn problems(config: &Config) -> Vec<String> {
+    let mut found = Vec::new();
+    for program in &config.programs {
+        match &program.kind {
+            ProgramKind::Command(words) => {
+                if let Some(Err(e)) = words.first().map(|w| spawn::preflight(w.as_ref())) {
+                    found.push(format!("{}: {}", program.name, messages::spawnerr(&e)));
+                }
+            }
+            ProgramKind::InitScript(script) => {
+                if script.exists() {
+                    if let Err(e) = std::fs::File::open(script) {
+                        found.push(format!(
+                            "{}: cannot read {}: {e}",
+                            program.name,
+                            script.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Err(e)) = config
+        .main
+        .as_ref()
+        .and_then(|m| m.first())
+        .map(|w| spawn::preflight(std::ffi::OsStr::from_bytes(w.as_bytes())))
+    {
+        found.push(format!("{MAIN_NAME}: {}", messages::spawnerr(&e)));
+    }
+    found
 }
 
 /// What `--check` prints: the configuration as init understood it.

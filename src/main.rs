@@ -74,7 +74,7 @@ fn run() -> u8 {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let mut config = match cli::parse(&args, &cwd) {
         Ok(cli::Request::Run(config)) => *config,
-        Ok(cli::Request::Check(config)) => return print_stdout(&cli::describe(&config)),
+        Ok(cli::Request::Check(config)) => return check(&config),
         Ok(cli::Request::Help) => return print_stdout(&cli::help_text()),
         Ok(cli::Request::Version) => return print_stdout(&cli::version_text()),
         Err(e) => {
@@ -105,6 +105,18 @@ fn run() -> u8 {
     let log_on_stderr = logging::init(&config.log);
     logging::info(&messages::started(launch.me));
     supervisor::Supervisor::new(config, signals, launch, log_on_stderr).run()
+}
+
+/// `--check`: the configuration on stdout, each problem a start would
+/// meet on stderr; 1 if there is any.
+#[cfg_attr(test, allow(dead_code))]
+fn check(config: &config::Config) -> u8 {
+    let status = print_stdout(&cli::describe(config));
+    let problems = cli::problems(config);
+    for problem in &problems {
+        let _ = writeln!(std::io::stderr(), "cocalc-init: {problem}");
+    }
+    if problems.is_empty() { status } else { 1 }
 }
 
 /// `--help`, `--version` and `--check` are the only output on stdout.

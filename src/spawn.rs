@@ -20,7 +20,7 @@
 use std::ffi::{CStr, OsStr, c_char};
 use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -261,6 +261,44 @@ pub fn resolve(command: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, SpawnErro
     }
 }
 
+/// For `--check`: why `command` (a program's or the main command's first
+/// word) would not start, found as a start would find it, and for a file
+/// the kernel would refuse — a `#!` line naming a missing interpreter, or
+/// neither `#!` nor a binary — the error the start would then give.
+pub fn preflight(command: &OsStr) -> Result<(), SpawnError> {
+    let path = resolve(command, None)?;
+    let refused = |error| SpawnError::Os {
+        command: command.to_string_lossy().into_owned(),
+        error,
+    };
+    let mut head = [0u8; 256];
+    // Unreadable (execute-only) files are the kernel's business.
+    let Ok(n) = File::open(&path).and_then(|mut f| f.read(&mut head)) else {
+        return Ok(());
+    };
+    let head = head.get(..n).unwrap_or(&[]);
+    if head.starts_with(b"\x7fELF") {
+        return Ok(());
+    }
+    let Some(line) = head.strip_prefix(b"#!") else {
+        return Err(refused(Errno::ENOEXEC));
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let Some(interpreter) = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+    else {
+        return Err(refused(Errno::ENOEXEC));
+    };
+    // The kernel runs the interpreter by its path, with no PATH search.
+    let interpreter = Path::new(OsStr::from_bytes(interpreter));
+    match std::fs::metadata(interpreter) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(refused(Errno::EACCES)),
+        Err(_) => Err(refused(Errno::ENOENT)),
+    }
+}
+
 /// Why `path` cannot be run, named by `text()` (made only on failure).
 fn check(path: &Path, text: impl Fn() -> String) -> Result<(), SpawnError> {
     let meta = match std::fs::metadata(path) {
@@ -323,6 +361,32 @@ mod tests {
             resolve_str("bin/sh", Some("/usr")).unwrap(),
             Path::new("/usr/bin/sh")
         );
+    }
+
+    #[test]
+    fn preflight_finds_what_the_kernel_would_refuse() {
+        let dir = std::env::temp_dir().join(format!("cocalc-init-pre-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let fine = script("fine", "#!/bin/sh\necho hi\n");
+        let spaced = script("spaced", "#! /bin/sh -e\n");
+        let missing = script("missing", "#!/no/such/shell\n");
+        let plain = script("plain", "echo hi\n");
+        assert!(preflight(fine.as_os_str()).is_ok());
+        assert!(preflight(spaced.as_os_str()).is_ok());
+        assert!(preflight(OsStr::new("sh")).is_ok());
+        let e = preflight(missing.as_os_str()).unwrap_err().to_string();
+        assert!(e.contains("No such file or directory"), "{e}");
+        let e = preflight(plain.as_os_str()).unwrap_err().to_string();
+        assert!(e.contains("Exec format error"), "{e}");
+        let e = preflight(OsStr::new("sshdd")).unwrap_err().to_string();
+        assert_eq!(e, "can't find command 'sshdd'");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

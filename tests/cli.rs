@@ -170,3 +170,57 @@ fn help_and_version_print_to_stdout_and_exit_0() {
         );
     }
 }
+
+#[test]
+fn check_finds_commands_that_would_not_start() {
+    let s = Scratch::new("check");
+    let bad_shebang = s.write("bad.sh", "#!/no/such/shell\n");
+    std::fs::set_permissions(
+        &bad_shebang,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let missing_script = s.path("project_init.sh");
+    let run = |args: &[&OsStr]| {
+        let out = std::process::Command::new(BIN)
+            .arg("--check")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&[
+        OsStr::new("-p"),
+        OsStr::new("nope=sshdd -D"),
+        OsStr::new("-p"),
+        OsStr::new("fine=sleep 1"),
+        OsStr::new("-i"),
+        missing_script.as_os_str(),
+        OsStr::new("--"),
+        bad_shebang.as_os_str(),
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("program nope: sshdd -D"), "{stdout}");
+    assert!(
+        stderr.contains("cocalc-init: nope: spawnerr: can't find command 'sshdd'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("main: spawnerr: couldn't run command")
+            && stderr.contains("No such file or directory"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    // A missing init script is fine: it is optional.
+    let (code, _, stderr) = run(&[
+        OsStr::new("-p"),
+        OsStr::new("fine=sleep 1"),
+        OsStr::new("-i"),
+        missing_script.as_os_str(),
+    ]);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}
