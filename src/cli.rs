@@ -24,6 +24,7 @@ use crate::shellwords;
 use crate::spawn;
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
+pub const DEFAULT_CONTROL: &str = "/tmp/.cocalc/cocalc-init.sock";
 pub const DEFAULT_STARTSECS: &str = "1";
 pub const DEFAULT_BACKOFF_MAX: &str = "60";
 pub const DEFAULT_GRACE: &str = "8";
@@ -44,6 +45,7 @@ const LOG: &str = "log";
 const LOG_MAX_BYTES: &str = "log-max-bytes";
 const LOG_BACKUPS: &str = "log-backups";
 const LOG_LEVEL: &str = "log-level";
+const CONTROL: &str = "control";
 const QUIET: &str = "quiet";
 const VERBOSE: &str = "verbose";
 const CHECK: &str = "check";
@@ -175,6 +177,13 @@ const TABLE: &[(&str, &str, &str, Takes, &str)] = &[
         "LEVEL",
         Takes::Value,
         "debug, info, warn or error [info]",
+    ),
+    (
+        "",
+        CONTROL,
+        "PATH",
+        Takes::Value,
+        "the control socket [/tmp/.cocalc/cocalc-init.sock]",
     ),
     (
         "q",
@@ -357,6 +366,10 @@ pub fn describe(config: &Config) -> String {
         "expected exit codes: {}; startsecs {}; backoff-max {}; grace {}\n",
         p.exitcodes, p.startsecs, p.backoff_max, p.grace
     ));
+    match &config.control {
+        Some(path) => out.push_str(&format!("control socket: {}\n", path.display())),
+        None => out.push_str("control socket: none\n"),
+    }
     let l = &config.log;
     let rotation = match l.max_bytes {
         0 => "never rotated".to_string(),
@@ -516,11 +529,21 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         ));
     }
 
+    // Only what supervises programs has anything to control, unless a
+    // socket is asked for by name.
+    let control = match m.opt_str(CONTROL).as_deref() {
+        Some("none") => None,
+        Some("") => return Err(usage("--control: the PATH is empty")),
+        Some(path) => Some(cwd.join(path)),
+        None if programs.is_empty() => None,
+        None => Some(DEFAULT_CONTROL.into()),
+    };
     let config = Box::new(Config {
         programs,
         main,
         policy,
         log,
+        control,
     });
     Ok(if m.opt_present(CHECK) {
         Request::Check(config)
@@ -711,9 +734,11 @@ mod tests {
         assert_eq!(c.log.target, LogTarget::File("/work/-q".into()));
         assert_eq!(c.policy.startsecs.to_string(), "0");
         assert!(err(&["-g", "-1.5x", "--", "x"]).contains("'-1.5x'"));
-        let c = run(&["-p", "-x=y", "--program=b=c d"]);
+        let c = run(&["-p", "x-=y", "--program=b=c d"]);
         let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["-x", "b"]);
+        assert_eq!(names, ["x-", "b"]);
+        // -p takes "-x=y" as its value; the NAME '-x' is then refused.
+        assert!(err(&["-p", "-x=y"]).contains("may not begin with '-'"));
     }
 
     /// getopts panics when asked for a name it was not given.
@@ -730,6 +755,7 @@ mod tests {
             LOG_MAX_BYTES,
             LOG_BACKUPS,
             LOG_LEVEL,
+            CONTROL,
             QUIET,
             VERBOSE,
             CHECK,
@@ -763,6 +789,21 @@ mod tests {
             run(&["-l", "/dev/null", "--", "x"]).log.target,
             LogTarget::File("/dev/null".into())
         );
+    }
+
+    #[test]
+    fn a_control_socket_only_where_there_are_programs() {
+        assert_eq!(run(&["--", "x"]).control, None);
+        assert_eq!(
+            run(&["-i", "/h/p.sh"]).control,
+            Some(DEFAULT_CONTROL.into())
+        );
+        assert_eq!(run(&["-p", "a=x", "--control", "none"]).control, None);
+        assert_eq!(
+            run(&["--control", "c.sock", "--", "x"]).control,
+            Some("/work/c.sock".into())
+        );
+        assert!(err(&["--control", "", "--", "x"]).contains("PATH is empty"));
     }
 
     #[test]
@@ -912,6 +953,7 @@ mod tests {
             (&["-p", "a b=x"], "'a b'"),
             (&["-p", "a/b=x"], "'a/b'"),
             (&["-p", "main=x"], "reserved"),
+            (&["-p", "all=x"], "reserved"),
             (&["-p", "a=x", "-p", "a=y"], "'a' is used twice"),
             (
                 &["-p", "run_sh=x", "-i", "/x/run.sh"],

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// The name of the main command in log lines, and so a name no `-p` may take.
 pub const MAIN_NAME: &str = "main";
+/// What the control verbs take for every program: no program's name.
+pub const ALL_NAME: &str = "all";
 
 /// A program name: non-empty, only `[A-Za-z0-9_.-]`, never `main`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,14 @@ impl ProgramName {
                 "the NAME '{MAIN_NAME}' is reserved for the command after '--'"
             ));
         }
+        if name == ALL_NAME {
+            return Err(format!(
+                "the NAME '{ALL_NAME}' is reserved: it means every program"
+            ));
+        }
+        if name.starts_with('-') {
+            return Err(format!("the NAME '{name}' may not begin with '-'"));
+        }
         Ok(ProgramName(name.to_string()))
     }
 
@@ -35,11 +45,14 @@ impl ProgramName {
     /// character a name may not hold (and every `.`) made `_`, as supervisord
     /// set-ups named `project_init.sh` → `project_init_sh`.
     pub fn for_script(file_name: &str) -> ProgramName {
-        let name: String = file_name
+        let mut name: String = file_name
             .chars()
             .map(|c| if is_name_char(c) && c != '.' { c } else { '_' })
             .collect();
-        if name.is_empty() || name == MAIN_NAME {
+        if name.starts_with('-') {
+            name.replace_range(..1, "_");
+        }
+        if name.is_empty() || name == MAIN_NAME || name == ALL_NAME {
             return ProgramName(format!("{name}_"));
         }
         ProgramName(name)
@@ -224,6 +237,8 @@ pub struct Config {
     pub main: Option<Vec<CString>>,
     pub policy: Policy,
     pub log: LogConfig,
+    /// The control socket, if any.
+    pub control: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -238,6 +253,10 @@ mod tests {
         assert!(ProgramName::new("a/b").is_err());
         assert!(ProgramName::new("main").is_err());
         assert!(ProgramName::new("main2").is_ok());
+        assert!(ProgramName::new("all").is_err());
+        assert!(ProgramName::new("-x").is_err());
+        assert_eq!(ProgramName::for_script("all").as_str(), "all_");
+        assert_eq!(ProgramName::for_script("-x.sh").as_str(), "_x_sh");
     }
 
     #[test]

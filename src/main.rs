@@ -11,7 +11,9 @@
 #![cfg_attr(not(test), no_main)]
 
 mod cli;
+mod client;
 mod config;
+mod control;
 mod logfile;
 mod logging;
 mod messages;
@@ -25,6 +27,7 @@ mod stamp;
 mod status;
 mod stderr;
 mod supervisor;
+mod verbs;
 
 use std::ffi::OsString;
 #[cfg(not(test))]
@@ -67,10 +70,14 @@ fn open_standard_fds() {
 #[cfg_attr(test, allow(dead_code))]
 fn run() -> u8 {
     open_standard_fds();
-    // First thing after that: as PID 1, a signal that arrives before it is
-    // blocked is dropped by the kernel, so keep that window short.
-    let signals = signals::Signals::install();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // `cocalc-init status` and the other verbs talk to a running init.
+    if client::is_client(&args) {
+        return client::run(&args);
+    }
+    // As PID 1, a signal that arrives before it is blocked is dropped by
+    // the kernel, so keep that window short.
+    let signals = signals::Signals::install();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let mut config = match cli::parse(&args, &cwd) {
         Ok(cli::Request::Run(config)) => *config,

@@ -115,6 +115,24 @@ pub fn read_failed(name: &str, stream: Stream, error: &io::Error) -> String {
     format!("error: reading the {} of {name}: {error}", stream.word())
 }
 
+/// No control channel, and why.
+pub fn control_unavailable(path: &Path, why: &str) -> String {
+    format!(
+        "control: no control socket at {}: {why}; supervising without it",
+        path.display()
+    )
+}
+
+/// A client whose uid is neither init's nor root's.
+pub fn control_refused(uid: u32, pid: i32) -> String {
+    format!("control: refused a client with uid {uid} (pid {pid})")
+}
+
+/// A request received: `control: restart sshd (pid 812, uid 0)`.
+pub fn control_request(line: &str, pid: i32, uid: u32) -> String {
+    format!("control: {line} (pid {pid}, uid {uid})")
+}
+
 /// The one stderr line for a main command that cannot be run.
 pub fn main_cannot_run(error: &SpawnError) -> String {
     format!("cocalc-init: {error}\n")
@@ -193,6 +211,10 @@ mod tests {
             "killing 3 leftover processes with SIGKILL"
         );
         assert_eq!(spawned("a", Pid::from_raw(9)), "spawned: 'a' with pid 9");
+        assert_eq!(
+            control_request("restart sshd", 812, 0),
+            "control: restart sshd (pid 812, uid 0)"
+        );
         let eperm = io::Error::from_raw_os_error(1);
         assert_eq!(
             cannot_signal(15, Pid::from_raw(-7), &eperm),

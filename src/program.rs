@@ -7,8 +7,11 @@
 //!      ▲  ▲             │                       │
 //!      │  └─spawnerr────┘ (spawn failed)        │
 //!      └──── unexpected exit ◀──────────────────┤
-//!            expected exit ──▶ Stopped          │
-//!   shutdown: Waiting ──▶ Done;  Starting/Running ──▶ Stopping ──exit──▶ Done
+//!            expected exit ──▶ Exited           │
+//!   stop request: Starting/Running ──▶ Stopping ──exit──▶ Held
+//!                 Waiting/Exited ──▶ Held;  restart: … Stopping ──exit──▶ Waiting
+//!   start request: Waiting/Exited/Held ──▶ Waiting (due now, backoff reset)
+//!   shutdown: Waiting/Held ──▶ Done;  Starting/Running ──▶ Stopping ──exit──▶ Done
 //! ```
 //!
 //! Backoff: a run that lasted at least `startsecs` is restarted at once;
@@ -16,7 +19,7 @@
 //! 1 s, capped at `backoff_max`. It never gives up.
 
 use std::ffi::CString;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
@@ -31,12 +34,28 @@ pub enum State {
     Starting { pid: Pid, since: Instant },
     /// Running past `startsecs`.
     Running { pid: Pid, since: Instant },
-    /// Exited with an expected code: stays stopped.
-    Stopped,
-    /// Sent the shutdown signal; waiting for it to exit.
-    Stopping { pid: Pid },
+    /// Exited with an expected code: stays down.
+    Exited,
+    /// Stopped by request at `at` (wall clock): stays down until started
+    /// by request.
+    Held { at: SystemTime },
+    /// Sent its stop signal; waiting for it to exit. `kill_at`: when a
+    /// stop by request turns to SIGKILL (a shutdown has its own grace).
+    Stopping {
+        pid: Pid,
+        after: AfterStop,
+        kill_at: Option<Instant>,
+    },
     /// Shut down.
     Done,
+}
+
+/// What a stopping program does once it has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    Shutdown,
+    Hold,
+    Restart,
 }
 
 /// What an exit means, for the log.
@@ -46,8 +65,42 @@ pub enum Exit {
     Expected,
     /// Anything else: restarted after `after`.
     Unexpected { after: Duration },
-    /// Exited during shutdown.
+    /// Exited after its stop signal (a shutdown or a request).
     Stopped,
+}
+
+/// How the last run ended, for `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exit { how: ExitKind, expected: bool },
+    SpawnFailed,
+}
+
+/// The answer to a request of `cocalc-init start|stop|restart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Done already: the reply's word ("stopped").
+    Done(&'static str),
+    /// Send the stop signal to this group, then wait for the exit.
+    Signal(Pid),
+    /// Already on its way: wait for the exit.
+    Wait,
+    /// Due now: start it, then reply.
+    Spawn,
+    /// Cannot be done: the reason, for `ERROR (…)`.
+    Refused(&'static str),
+}
+
+/// What `cocalc-init status` shows of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// supervisorctl's state word: STARTING, RUNNING, BACKOFF, STOPPING,
+    /// STOPPED or EXITED.
+    pub state: &'static str,
+    pub detail: String,
+    /// Counts as up for the exit status: STARTING, RUNNING, or EXITED with
+    /// an expected code.
+    pub up: bool,
 }
 
 #[derive(Debug)]
@@ -60,6 +113,12 @@ pub struct Program {
     short_runs: u32,
     /// The process group of the latest run, which may outlive its leader.
     pub pgid: Option<Pid>,
+    /// Processes started so far.
+    pub starts: u32,
+    /// Failed spawns so far.
+    pub spawn_failures: u32,
+    /// How the last run ended, and when (wall clock) it went down.
+    pub ended: Option<(Ended, SystemTime)>,
 }
 
 /// The wait before the next start after `short_runs` consecutive short runs.
@@ -84,16 +143,19 @@ impl Program {
             state: State::Waiting { at: now },
             short_runs: 0,
             pgid: None,
+            starts: 0,
+            spawn_failures: 0,
+            ended: None,
         }
     }
 
     /// The pid of the running process, if any.
     pub fn pid(&self) -> Option<Pid> {
         match self.state {
-            State::Starting { pid, .. } | State::Running { pid, .. } | State::Stopping { pid } => {
-                Some(pid)
-            }
-            State::Waiting { .. } | State::Stopped | State::Done => None,
+            State::Starting { pid, .. }
+            | State::Running { pid, .. }
+            | State::Stopping { pid, .. } => Some(pid),
+            State::Waiting { .. } | State::Exited | State::Held { .. } | State::Done => None,
         }
     }
 
@@ -102,6 +164,7 @@ impl Program {
         match self.state {
             State::Waiting { at } => Some(at),
             State::Starting { since, .. } => since.checked_add(policy.startsecs.duration()),
+            State::Stopping { kill_at, .. } => kill_at,
             _ => None,
         }
     }
@@ -113,11 +176,14 @@ impl Program {
     pub fn started(&mut self, pid: Pid, now: Instant) {
         self.state = State::Starting { pid, since: now };
         self.pgid = Some(pid);
+        self.starts = self.starts.saturating_add(1);
     }
 
     /// A spawn failed: wait as after a short run. Returns the wait.
-    pub fn spawn_failed(&mut self, now: Instant, policy: &Policy) -> Duration {
+    pub fn spawn_failed(&mut self, now: Instant, wall: SystemTime, policy: &Policy) -> Duration {
         self.short_runs = self.short_runs.saturating_add(1);
+        self.spawn_failures = self.spawn_failures.saturating_add(1);
+        self.ended = Some((Ended::SpawnFailed, wall));
         let wait = backoff(self.short_runs, policy.backoff_max.duration());
         self.state = State::Waiting {
             at: now.checked_add(wait).unwrap_or(now),
@@ -138,19 +204,37 @@ impl Program {
     }
 
     /// The process exited; `None` when it was not running (a stale pid).
-    pub fn exited(&mut self, how: ExitKind, now: Instant, policy: &Policy) -> Option<Exit> {
+    pub fn exited(
+        &mut self,
+        how: ExitKind,
+        now: Instant,
+        wall: SystemTime,
+        policy: &Policy,
+    ) -> Option<Exit> {
+        let expected = matches!(how, ExitKind::Code(code) if policy.exitcodes.contains(code));
         let since = match self.state {
             State::Starting { since, .. } | State::Running { since, .. } => since,
-            State::Stopping { .. } => {
-                self.state = State::Done;
+            State::Stopping { after, .. } => {
+                self.ended = Some((Ended::Exit { how, expected }, wall));
+                self.state = match after {
+                    AfterStop::Shutdown => State::Done,
+                    AfterStop::Hold => State::Held { at: wall },
+                    AfterStop::Restart => {
+                        self.short_runs = 0;
+                        State::Waiting { at: now }
+                    }
+                };
                 return Some(Exit::Stopped);
             }
-            State::Waiting { .. } | State::Stopped | State::Done => return None,
+            State::Waiting { .. } | State::Exited | State::Held { .. } | State::Done => {
+                return None;
+            }
         };
-        if matches!(how, ExitKind::Code(code) if policy.exitcodes.contains(code)) {
+        self.ended = Some((Ended::Exit { how, expected }, wall));
+        if expected {
             // Expected even when quick: a script that did its work and left
             // with 0 is a success, not a failed start.
-            self.state = State::Stopped;
+            self.state = State::Exited;
             return Some(Exit::Expected);
         }
         if now.saturating_duration_since(since) >= policy.startsecs.duration() {
@@ -168,17 +252,161 @@ impl Program {
     /// Shutdown: returns the pid to signal, if it is running.
     pub fn stop(&mut self) -> Option<Pid> {
         match self.state {
-            State::Starting { pid, .. } | State::Running { pid, .. } => {
-                self.state = State::Stopping { pid };
+            State::Starting { pid, .. }
+            | State::Running { pid, .. }
+            | State::Stopping { pid, .. } => {
+                self.state = State::Stopping {
+                    pid,
+                    after: AfterStop::Shutdown,
+                    kill_at: None,
+                };
                 Some(pid)
             }
-            State::Waiting { .. } => {
+            State::Waiting { .. } | State::Held { .. } => {
                 self.state = State::Done;
                 None
             }
-            State::Stopping { pid } => Some(pid),
-            State::Stopped | State::Done => None,
+            State::Exited | State::Done => None,
         }
+    }
+
+    /// `cocalc-init stop`: SIGKILL at `kill_at` if the stop signal was not
+    /// enough; the program then stays down.
+    pub fn request_stop(&mut self, kill_at: Instant, wall: SystemTime) -> Answer {
+        match self.state {
+            State::Starting { pid, .. } | State::Running { pid, .. } => {
+                self.state = State::Stopping {
+                    pid,
+                    after: AfterStop::Hold,
+                    kill_at: Some(kill_at),
+                };
+                Answer::Signal(pid)
+            }
+            State::Stopping {
+                pid,
+                after: AfterStop::Hold | AfterStop::Restart,
+                kill_at,
+            } => {
+                self.state = State::Stopping {
+                    pid,
+                    after: AfterStop::Hold,
+                    kill_at,
+                };
+                Answer::Wait
+            }
+            // Backing off or exited: no restart any more.
+            State::Waiting { .. } | State::Exited => {
+                self.state = State::Held { at: wall };
+                Answer::Done("stopped")
+            }
+            State::Held { .. } => Answer::Refused("not running"),
+            State::Stopping { .. } | State::Done => Answer::Refused("shutting down"),
+        }
+    }
+
+    /// `cocalc-init start`: due now, backoff reset.
+    pub fn request_start(&mut self, now: Instant) -> Answer {
+        match self.state {
+            State::Waiting { .. } | State::Exited | State::Held { .. } => {
+                self.state = State::Waiting { at: now };
+                self.short_runs = 0;
+                Answer::Spawn
+            }
+            State::Starting { .. } | State::Running { .. } => Answer::Refused("already started"),
+            State::Stopping {
+                pid,
+                after: AfterStop::Hold | AfterStop::Restart,
+                kill_at,
+            } => {
+                self.state = State::Stopping {
+                    pid,
+                    after: AfterStop::Restart,
+                    kill_at,
+                };
+                Answer::Wait
+            }
+            State::Stopping { .. } | State::Done => Answer::Refused("shutting down"),
+        }
+    }
+
+    /// `cocalc-init restart`: stop, then start (at once if not running).
+    pub fn request_restart(&mut self, now: Instant, kill_at: Instant) -> Answer {
+        match self.state {
+            State::Starting { pid, .. } | State::Running { pid, .. } => {
+                self.state = State::Stopping {
+                    pid,
+                    after: AfterStop::Restart,
+                    kill_at: Some(kill_at),
+                };
+                Answer::Signal(pid)
+            }
+            _ => self.request_start(now),
+        }
+    }
+
+    /// A stop by request whose time is up: the group to SIGKILL, once.
+    pub fn kill_due(&mut self, now: Instant) -> Option<Pid> {
+        match self.state {
+            State::Stopping {
+                pid,
+                after,
+                kill_at: Some(at),
+            } if at <= now => {
+                self.state = State::Stopping {
+                    pid,
+                    after,
+                    kill_at: None,
+                };
+                Some(pid)
+            }
+            _ => None,
+        }
+    }
+
+    /// What `status` shows. `when` writes a wall-clock time as the status
+    /// line wants it.
+    pub fn status(&self, now: Instant, when: impl Fn(SystemTime) -> String) -> Status {
+        let (state, detail, up) = match self.state {
+            State::Waiting { at } => match self.ended {
+                None => ("STARTING", String::new(), true),
+                Some((ended, _)) => {
+                    let last = match ended {
+                        Ended::Exit { how, .. } => format!("{how}; not expected"),
+                        Ended::SpawnFailed => "spawn error".to_string(),
+                    };
+                    let wait = at.saturating_duration_since(now).as_secs_f64().ceil();
+                    let restarts = self
+                        .starts
+                        .saturating_add(self.spawn_failures)
+                        .saturating_sub(1);
+                    (
+                        "BACKOFF",
+                        format!("{last}; starts again in {wait} s; {restarts} restarts"),
+                        false,
+                    )
+                }
+            },
+            State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), true),
+            State::Running { pid, since } => {
+                let up = now.saturating_duration_since(since).as_secs();
+                let uptime = format!("{}:{:02}:{:02}", up / 3600, up / 60 % 60, up % 60);
+                ("RUNNING", format!("pid {pid}, uptime {uptime}"), true)
+            }
+            State::Exited => match self.ended {
+                Some((Ended::Exit { how, .. }, at)) => {
+                    ("EXITED", format!("{} ({how}; expected)", when(at)), true)
+                }
+                _ => ("EXITED", String::new(), true),
+            },
+            State::Held { at } => (
+                "STOPPED",
+                format!("{} (stopped by request)", when(at)),
+                false,
+            ),
+            State::Stopping { pid, .. } => ("STOPPING", format!("pid {pid}"), false),
+            State::Done => ("STOPPED", "shut down".to_string(), false),
+        };
+        Status { state, detail, up }
     }
 }
 
@@ -201,6 +429,11 @@ mod tests {
     }
 
     const PID: Pid = Pid::from_raw(42);
+    const WALL: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn when(_: SystemTime) -> String {
+        "Nov 27 04:40 PM".to_string()
+    }
 
     #[test]
     fn backoff_doubles_from_one_second_and_caps() {
@@ -228,10 +461,10 @@ mod tests {
         let mut p = program(now);
         p.started(PID, now);
         assert_eq!(
-            p.exited(ExitKind::Code(2), now, &policy()),
+            p.exited(ExitKind::Code(2), now, WALL, &policy()),
             Some(Exit::Expected)
         );
-        assert_eq!(p.state, State::Stopped);
+        assert_eq!(p.state, State::Exited);
         assert_eq!(p.deadline(&policy()), None);
     }
 
@@ -244,7 +477,7 @@ mod tests {
         let mut waits = Vec::new();
         for _ in 0..4 {
             p.started(PID, now);
-            match p.exited(ExitKind::Code(1), now, &policy) {
+            match p.exited(ExitKind::Code(1), now, WALL, &policy) {
                 Some(Exit::Unexpected { after }) => waits.push(after.as_secs()),
                 other => panic!("{other:?}"),
             }
@@ -256,7 +489,7 @@ mod tests {
         assert!(p.confirm(later, &policy));
         assert!(matches!(p.state, State::Running { .. }));
         assert_eq!(
-            p.exited(ExitKind::Signal(9), later, &policy),
+            p.exited(ExitKind::Signal(9), later, WALL, &policy),
             Some(Exit::Unexpected {
                 after: Duration::ZERO
             })
@@ -268,11 +501,11 @@ mod tests {
     fn a_long_run_that_was_not_yet_confirmed_restarts_at_once() {
         let now = Instant::now();
         let mut p = program(now);
-        p.spawn_failed(now, &policy());
+        p.spawn_failed(now, WALL, &policy());
         p.started(PID, now);
         let later = now + Duration::from_secs(2);
         assert_eq!(
-            p.exited(ExitKind::Code(1), later, &policy()),
+            p.exited(ExitKind::Code(1), later, WALL, &policy()),
             Some(Exit::Unexpected {
                 after: Duration::ZERO
             })
@@ -284,7 +517,7 @@ mod tests {
         let now = Instant::now();
         let mut p = program(now);
         let waits: Vec<u64> = (0..3)
-            .map(|_| p.spawn_failed(now, &policy()).as_secs())
+            .map(|_| p.spawn_failed(now, WALL, &policy()).as_secs())
             .collect();
         assert_eq!(waits, [1, 2, 4]);
     }
@@ -310,10 +543,131 @@ mod tests {
         running.started(PID, now);
         assert_eq!(running.stop(), Some(PID));
         assert_eq!(
-            running.exited(ExitKind::Signal(15), now, &policy()),
+            running.exited(ExitKind::Signal(15), now, WALL, &policy()),
             Some(Exit::Stopped)
         );
         assert_eq!(running.state, State::Done);
-        assert_eq!(running.exited(ExitKind::Code(0), now, &policy()), None);
+        assert_eq!(
+            running.exited(ExitKind::Code(0), now, WALL, &policy()),
+            None
+        );
+    }
+
+    #[test]
+    fn stop_by_request_holds_the_program_down() {
+        let now = Instant::now();
+        let kill_at = now + Duration::from_secs(8);
+        let mut p = program(now);
+        p.started(PID, now);
+        assert_eq!(p.request_stop(kill_at, WALL), Answer::Signal(PID));
+        assert_eq!(p.deadline(&policy()), Some(kill_at));
+        assert_eq!(p.kill_due(now), None);
+        assert_eq!(p.kill_due(kill_at), Some(PID));
+        assert_eq!(p.kill_due(kill_at), None);
+        assert_eq!(
+            p.exited(ExitKind::Signal(9), now, WALL, &policy()),
+            Some(Exit::Stopped)
+        );
+        assert_eq!(p.state, State::Held { at: WALL });
+        assert_eq!(p.deadline(&policy()), None);
+        assert!(!p.is_due(now + Duration::from_secs(1000)));
+        assert_eq!(
+            p.request_stop(kill_at, WALL),
+            Answer::Refused("not running")
+        );
+        let s = p.status(now, when);
+        assert_eq!((s.state, s.up), ("STOPPED", false));
+        assert_eq!(s.detail, "Nov 27 04:40 PM (stopped by request)");
+    }
+
+    #[test]
+    fn stopping_a_backing_off_program_cancels_its_restart() {
+        let now = Instant::now();
+        let mut p = program(now);
+        p.started(PID, now);
+        p.exited(ExitKind::Code(1), now, WALL, &policy());
+        let s = p.status(now, when);
+        assert_eq!((s.state, s.up), ("BACKOFF", false));
+        assert_eq!(
+            s.detail,
+            "exit status 1; not expected; starts again in 1 s; 0 restarts"
+        );
+        assert_eq!(p.request_stop(now, WALL), Answer::Done("stopped"));
+        assert!(matches!(p.state, State::Held { .. }));
+    }
+
+    #[test]
+    fn start_resets_the_backoff_and_is_due_at_once() {
+        let now = Instant::now();
+        let mut p = program(now);
+        for _ in 0..5 {
+            p.started(PID, now);
+            p.exited(ExitKind::Code(1), now, WALL, &policy());
+        }
+        assert!(!p.is_due(now));
+        assert_eq!(p.request_start(now), Answer::Spawn);
+        assert!(p.is_due(now));
+        p.started(PID, now);
+        assert_eq!(p.request_start(now), Answer::Refused("already started"));
+        // After the reset, a quick failure waits 1 s again.
+        assert_eq!(
+            p.exited(ExitKind::Code(1), now, WALL, &policy()),
+            Some(Exit::Unexpected {
+                after: Duration::from_secs(1)
+            })
+        );
+    }
+
+    #[test]
+    fn restart_stops_then_is_due_at_once() {
+        let now = Instant::now();
+        let kill_at = now + Duration::from_secs(8);
+        let mut p = program(now);
+        p.started(PID, now);
+        assert_eq!(p.request_restart(now, kill_at), Answer::Signal(PID));
+        assert_eq!(p.status(now, when).state, "STOPPING");
+        assert_eq!(
+            p.exited(ExitKind::Signal(15), now, WALL, &policy()),
+            Some(Exit::Stopped)
+        );
+        assert!(p.is_due(now));
+        // Not running: restart is a start.
+        let mut held = program(now);
+        held.request_stop(kill_at, WALL);
+        assert_eq!(held.request_restart(now, kill_at), Answer::Spawn);
+    }
+
+    #[test]
+    fn shutdown_overrides_a_stop_by_request() {
+        let now = Instant::now();
+        let mut p = program(now);
+        p.started(PID, now);
+        p.request_restart(now, now);
+        assert_eq!(p.stop(), Some(PID));
+        assert_eq!(p.deadline(&policy()), None);
+        p.exited(ExitKind::Signal(15), now, WALL, &policy());
+        assert_eq!(p.state, State::Done);
+        assert_eq!(p.request_start(now), Answer::Refused("shutting down"));
+    }
+
+    #[test]
+    fn status_words_are_supervisorctls() {
+        let now = Instant::now();
+        let mut p = program(now);
+        assert_eq!(p.status(now, when).state, "STARTING");
+        p.started(PID, now);
+        assert_eq!(p.status(now, when).detail, "pid 42");
+        p.confirm(now + Duration::from_secs(1), &policy());
+        let s = p.status(now + Duration::from_secs(312), when);
+        assert_eq!(
+            (s.state, s.detail.as_str(), s.up),
+            ("RUNNING", "pid 42, uptime 0:05:12", true)
+        );
+        p.exited(ExitKind::Code(0), now, WALL, &policy());
+        let s = p.status(now, when);
+        assert_eq!(
+            (s.state, s.detail.as_str(), s.up),
+            ("EXITED", "Nov 27 04:40 PM (exit status 0; expected)", true)
+        );
     }
 }

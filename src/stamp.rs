@@ -89,6 +89,29 @@ impl std::fmt::Display for Stamp {
     }
 }
 
+/// `Nov 27 04:40 PM`: when a program went down, as `status` shows it.
+const SHORT: &[BorrowedFormatItem<'static>] =
+    format_description!("[month repr:short] [day] [hour repr:12]:[minute] [period]");
+
+/// A wall-clock time as `status` shows it, in local time.
+pub fn short(at: SystemTime) -> String {
+    let since_epoch = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    local(since_epoch)
+        .and_then(|t| t.format(SHORT).ok())
+        .unwrap_or_default()
+}
+
+/// Local time `since_epoch` after 1970, if the calendar reaches it.
+fn local(since_epoch: std::time::Duration) -> Option<OffsetDateTime> {
+    let offset = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
+    time::Duration::try_from(since_epoch)
+        .ok()
+        .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d))
+        .and_then(|utc| utc.checked_to_offset(offset))
+}
+
 thread_local! {
     /// The last second's stamp, and that second since 1970.
     static SECOND: Cell<(u64, Stamp)> = const { Cell::new((u64::MAX, Stamp::EMPTY)) };
@@ -109,13 +132,8 @@ pub fn now() -> Stamp {
     let second = since_epoch.as_secs();
     let (last_second, mut stamp) = SECOND.get();
     if last_second != second {
-        let offset = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
         // Checked: a clock past the year 9999 must not panic PID 1.
-        stamp = time::Duration::try_from(since_epoch)
-            .ok()
-            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d))
-            .and_then(|utc| utc.checked_to_offset(offset))
-            .map_or(Stamp::EMPTY, Stamp::second);
+        stamp = local(since_epoch).map_or(Stamp::EMPTY, Stamp::second);
         SECOND.set((second, stamp));
     }
     // The offset is whole seconds: the milliseconds are UTC's.
@@ -135,6 +153,12 @@ mod tests {
         assert_eq!(s.as_str(), "2026-11-27 16:26:02,524");
         let s = Stamp::at(datetime!(0999-01-02 03:04:05.006 UTC));
         assert_eq!(s.as_str(), "0999-01-02 03:04:05,006");
+    }
+
+    #[test]
+    fn short_times_are_supervisorctls() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_797_600);
+        assert_eq!(short(at), "Nov 27 04:40 PM");
     }
 
     #[test]

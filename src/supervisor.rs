@@ -12,13 +12,15 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
 use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
+use crate::control::Control;
 use crate::logging::{self, Level, Stream};
 use crate::messages;
 use crate::output::{Pipe, PipeRead, READ_CHUNK};
@@ -28,8 +30,10 @@ use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::stderr;
 
+mod requests;
 mod shutdown;
 
+use requests::Waiter;
 use shutdown::{Kill, Stop, Target};
 
 /// How often "waiting for … to die" may repeat during the grace.
@@ -39,7 +43,10 @@ const NOTICE_EVERY: Duration = Duration::from_secs(3);
 const REKILL_EVERY: Duration = Duration::from_secs(1);
 struct MainCommand {
     pid: Pid,
+    since: Instant,
+    /// How it ended, and when.
     exit: Option<ExitKind>,
+    ended_at: Option<SystemTime>,
 }
 
 enum Phase {
@@ -89,8 +96,16 @@ pub struct Supervisor {
     wait_failing: bool,
     /// The read buffer for pipes, made at the first read.
     buf: Vec<u8>,
-    /// Which of [signalfd, pipes…] the last wait found ready.
+    /// Which of [signalfd, pipes…, control…] the last wait found ready.
     ready: Vec<bool>,
+    /// How many pipes the last wait looked at.
+    polled_pipes: usize,
+    /// The control socket, while supervising.
+    control: Option<Control>,
+    /// Replies that wait for programs to stop or start.
+    waiters: Vec<Waiter>,
+    /// `-i` scripts that did not exist at start: (name, path), for `status`.
+    skipped: Vec<(String, PathBuf)>,
     /// Signals read in one turn (capacity only between turns).
     received: Vec<Received>,
 }
@@ -145,6 +160,7 @@ impl Supervisor {
         // Looked up once, and only when there is an init script to run.
         let mut shell: Option<CString> = None;
         let mut programs = Vec::with_capacity(config.programs.len());
+        let mut skipped = Vec::new();
         for spec in config.programs {
             match spec.kind {
                 ProgramKind::Command(words) => {
@@ -161,6 +177,7 @@ impl Supervisor {
                         .filter(|_| script.exists());
                     let Some(c_script) = c_script else {
                         logging::info(&messages::skipped(&script));
+                        skipped.push((spec.name.as_str().to_string(), script));
                         continue;
                     };
                     let shell = shell
@@ -178,6 +195,11 @@ impl Supervisor {
                 }
             }
         }
+        let control = config.control.as_deref().and_then(|path| {
+            Control::open(path, &config.policy.grace.to_string())
+                .map_err(|e| logging::error(&e.0))
+                .ok()
+        });
         Supervisor {
             policy: config.policy,
             signals,
@@ -197,6 +219,10 @@ impl Supervisor {
             wait_failing: false,
             buf: Vec::new(),
             ready: Vec::new(),
+            polled_pipes: 0,
+            control,
+            waiters: Vec::new(),
+            skipped,
             received: Vec::new(),
         }
     }
@@ -237,15 +263,18 @@ impl Supervisor {
                 self.buf.resize(READ_CHUNK, 0);
             }
             let mut index = 0;
+            let polled = self.polled_pipes;
             self.pipes.retain_mut(|pipe| {
-                let ready = self.ready.get(index + 1).copied().unwrap_or(false);
                 index += 1;
+                let ready = index <= polled && self.ready.get(index).copied().unwrap_or(false);
                 !ready || pipe.read(&mut self.buf) == PipeRead::Open
             });
+            self.on_control(now);
             if reap {
                 self.reap(now);
             }
             self.on_timers(Instant::now());
+            self.settle_waiters(Instant::now());
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
@@ -297,7 +326,9 @@ impl Supervisor {
                 logging::info(&messages::spawned(MAIN_NAME, child.pid));
                 self.main = Some(MainCommand {
                     pid: child.pid,
+                    since: Instant::now(),
                     exit: None,
+                    ended_at: None,
                 });
                 self.have_children = true;
                 None
@@ -355,7 +386,7 @@ impl Supervisor {
                 }
                 Err(e) => {
                     logging::warn(&messages::spawnerr(&e));
-                    let after = program.spawn_failed(now, &self.policy);
+                    let after = program.spawn_failed(now, SystemTime::now(), &self.policy);
                     logging::info(&messages::backoff(program.name.as_str(), after));
                 }
             }
@@ -364,7 +395,13 @@ impl Supervisor {
 
     fn on_timers(&mut self, now: Instant) {
         match &mut self.phase {
-            Phase::Supervising => self.start_due(now),
+            Phase::Supervising => {
+                self.start_due(now);
+                self.kill_due(now);
+                if let Some(control) = self.control.as_mut() {
+                    control.on_timers(now);
+                }
+            }
             Phase::ShuttingDown {
                 stop,
                 grace_end,
@@ -396,6 +433,7 @@ impl Supervisor {
                 .programs
                 .iter()
                 .filter_map(|p| p.deadline(&self.policy))
+                .chain(self.control.as_ref().and_then(Control::deadline))
                 .min(),
             Phase::ShuttingDown {
                 grace_end,
@@ -424,6 +462,15 @@ impl Supervisor {
                 .iter()
                 .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN)),
         );
+        self.polled_pipes = self.pipes.len();
+        if let Some(control) = self.control.as_mut() {
+            fds.extend(
+                control
+                    .poll_fds()
+                    .into_iter()
+                    .map(|(fd, events)| PollFd::new(fd, events)),
+            );
+        }
         let result = poll(&mut fds, timeout);
         self.ready.clear();
         match result {
@@ -494,6 +541,7 @@ impl Supervisor {
             .filter(|m| m.pid == pid && m.exit.is_none())
         {
             main.exit = Some(how);
+            main.ended_at = Some(SystemTime::now());
             logging::info(&messages::exited_main(how));
             if self.phase.is_supervising() {
                 self.begin_shutdown(signals::SIGTERM, now);
@@ -518,7 +566,7 @@ impl Supervisor {
         let Some(program) = self.programs.get_mut(index) else {
             return;
         };
-        let outcome = program.exited(how, now, &self.policy);
+        let outcome = program.exited(how, now, SystemTime::now(), &self.policy);
         let name = program.name.as_str();
         match outcome {
             Some(Exit::Expected) => logging::info(&messages::exited(name, how, true)),

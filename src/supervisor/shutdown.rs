@@ -162,6 +162,9 @@ impl Stop {
 
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, sig: i32, now: Instant) {
+        // No requests from here on: the socket goes, and whoever waits on
+        // a stop or a start is told.
+        self.end_control(now);
         let mut groups: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
         groups.extend(self.main.as_ref().map(|m| m.pid));
         let any_child = self.is_pid1 && procs::has_children();
@@ -241,10 +244,25 @@ impl Supervisor {
         }
     }
 
+    /// Stops by request whose time is up: SIGKILL to their groups.
+    pub(super) fn kill_due(&mut self, now: Instant) {
+        let mut kills = Vec::new();
+        for program in &mut self.programs {
+            if let Some(pid) = program.kill_due(now) {
+                logging::warn(&messages::killing(program.name.as_str(), pid));
+                kills.push(Kill {
+                    target: Target::Group(pid),
+                    signal: SIGKILL,
+                });
+            }
+        }
+        self.apply(&kills);
+    }
+
     /// The grace is over: SIGKILL to whatever is left, said in the log.
     pub(super) fn kill_all(&mut self) {
         for program in &self.programs {
-            if let State::Stopping { pid } = program.state {
+            if let State::Stopping { pid, .. } = program.state {
                 logging::warn(&messages::killing(program.name.as_str(), pid));
                 self.killed_any = true;
             }

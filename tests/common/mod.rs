@@ -132,6 +132,13 @@ impl Builder {
                 log.to_string_lossy().to_string(),
             ]);
         }
+        // Each init its own control socket: tests run many at once.
+        if !self.args.iter().any(|a| a.starts_with("--control")) {
+            argv.extend([
+                "--control".to_string(),
+                scratch.path("control.sock").to_string_lossy().to_string(),
+            ]);
+        }
         argv.extend(self.args.iter().map(|a| a.replace("{dir}", &dir)));
         if !self.main.is_empty() {
             argv.push("--".into());

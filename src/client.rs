@@ -1,0 +1,231 @@
+//! The other face of the binary: `cocalc-init status|start|stop|restart|
+//! signal`, run inside the container. It connects to a running init's
+//! control socket, sends one request line, prints the answer, and exits
+//! with a status fit for a Kubernetes exec probe:
+//! 0 done, or every named program up; 3 a named program is not up; 1 an
+//! error reply (wins over 3); 2 a usage error; 4 no init answers.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::DEFAULT_CONTROL;
+use crate::verbs::{self, VERBS, Verb};
+
+pub const DONE: u8 = 0;
+pub const ERROR: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const NOT_UP: u8 = 3;
+pub const NO_INIT: u8 = 4;
+
+/// How long to wait for init's greeting, and beyond the grace for a reply.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+/// Whether argv (after the program name) asks for a client verb: its
+/// first word that is not an option is one.
+pub fn is_client(args: &[OsString]) -> bool {
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.to_str() {
+            Some("--control") => {
+                words.next();
+            }
+            Some(w) if w.starts_with("--control=") => {}
+            Some(w) => return VERBS.contains(&w),
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Runs a client command line; returns the exit status.
+pub fn run(args: &[OsString]) -> u8 {
+    let mut control = PathBuf::from(DEFAULT_CONTROL);
+    let mut words: Vec<&str> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let Some(arg) = arg.to_str() else {
+            return usage(&format!(
+                "argument '{}' is not valid UTF-8",
+                arg.to_string_lossy()
+            ));
+        };
+        if arg == "--control" {
+            match rest.next() {
+                Some(path) => control = PathBuf::from(path),
+                None => return usage("option '--control' needs a value"),
+            }
+        } else if let Some(path) = arg.strip_prefix("--control=") {
+            control = PathBuf::from(path);
+        } else if arg.starts_with('-') {
+            return usage(&format!(
+                "unknown option '{arg}': a verb takes only --control"
+            ));
+        } else {
+            words.push(arg);
+        }
+    }
+    let command = match verbs::parse(&words) {
+        Ok(command) => command,
+        Err(e) => return usage(&e),
+    };
+    let signal_word = match command.verb {
+        Verb::Signal(_) => words.get(1).copied(),
+        _ => None,
+    };
+    match ask(&control, &command.line(signal_word)) {
+        Ok(lines) => {
+            let mut out = io::stdout().lock();
+            for line in &lines {
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = out.flush();
+            exit_status(command.verb, &lines)
+        }
+        Err(Failure::NoInit(e)) => {
+            say(&format!("no init answers at {}: {e}", control.display()));
+            NO_INIT
+        }
+        Err(Failure::Denied) => {
+            say(&format!(
+                "permission denied: {} is init's own",
+                control.display()
+            ));
+            ERROR
+        }
+        Err(Failure::Broken(e)) => {
+            say(&format!("{}: {e}", control.display()));
+            ERROR
+        }
+    }
+}
+
+enum Failure {
+    NoInit(io::Error),
+    Denied,
+    Broken(io::Error),
+}
+
+/// Sends the request line; the answer's lines.
+fn ask(control: &std::path::Path, line: &str) -> Result<Vec<String>, Failure> {
+    let stream = match UnixStream::connect(control) {
+        Ok(stream) => stream,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(Failure::Denied),
+        Err(e) => return Err(Failure::NoInit(e)),
+    };
+    let broken = Failure::Broken;
+    stream
+        .set_read_timeout(Some(ANSWER_MARGIN))
+        .map_err(broken)?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(Failure::Broken)?);
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).map_err(Failure::Broken)?;
+    // `cocalc-init VERSION grace SECS`, or a refusal (`ERROR …`).
+    if !greeting.starts_with("cocalc-init ") {
+        return Ok(vec![greeting.trim_end().to_string()]);
+    }
+    let grace = greeting
+        .split_whitespace()
+        .nth(3)
+        .and_then(|g| g.parse::<f64>().ok())
+        .and_then(|g| Duration::try_from_secs_f64(g).ok())
+        .unwrap_or(Duration::ZERO);
+    stream
+        .set_read_timeout(Some(grace.saturating_add(ANSWER_MARGIN)))
+        .map_err(Failure::Broken)?;
+    (&stream)
+        .write_all(format!("{line}\n").as_bytes())
+        .map_err(Failure::Broken)?;
+    let mut lines = Vec::new();
+    for l in reader.lines() {
+        lines.push(l.map_err(Failure::Broken)?);
+    }
+    Ok(lines)
+}
+
+/// The exit status an answer means.
+pub fn exit_status(verb: Verb, lines: &[String]) -> u8 {
+    let error = lines
+        .iter()
+        .any(|l| l.starts_with("ERROR") || l.contains(": ERROR"));
+    if error || lines.is_empty() {
+        return ERROR;
+    }
+    let not_up = verb == Verb::Status && lines.iter().any(|l| !is_up(l));
+    if not_up { NOT_UP } else { DONE }
+}
+
+/// A status line: `NAME STATE DETAIL`.
+fn is_up(line: &str) -> bool {
+    match line.split_whitespace().nth(1) {
+        Some("STARTING" | "RUNNING") => true,
+        Some("EXITED") => !line.contains("not expected"),
+        _ => false,
+    }
+}
+
+fn say(message: &str) {
+    let _ = writeln!(io::stderr(), "cocalc-init: {message}");
+}
+
+fn usage(message: &str) -> u8 {
+    say(message);
+    let _ = writeln!(
+        io::stderr(),
+        "Try 'cocalc-init --help' for more information."
+    );
+    USAGE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_verb_is_the_first_word_that_is_no_option() {
+        assert!(is_client(&args(&["status"])));
+        assert!(is_client(&args(&["--control", "/x", "stop", "a"])));
+        assert!(is_client(&args(&["--control=/x", "restart", "a"])));
+        assert!(!is_client(&args(&["-p", "status=x"])));
+        assert!(!is_client(&args(&["--", "status"])));
+        assert!(!is_client(&args(&[])));
+    }
+
+    #[test]
+    fn exit_statuses_for_a_probe() {
+        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let up = lines(&[
+            "sshd   RUNNING   pid 12, uptime 0:05:12",
+            "init   EXITED    Nov 27 04:40 PM (exit status 0; expected)",
+            "p_sh   EXITED    skipped: /h/p.sh does not exist",
+            "web    STARTING  pid 9",
+        ]);
+        assert_eq!(exit_status(Verb::Status, &up), DONE);
+        let mut down = up.clone();
+        down.push(
+            "tick   BACKOFF   exit status 1; not expected; starts again in 4 s; 5 restarts".into(),
+        );
+        assert_eq!(exit_status(Verb::Status, &down), NOT_UP);
+        let exited_badly = lines(&["x   EXITED   Nov 27 04:40 PM (exit status 1; not expected)"]);
+        assert_eq!(exit_status(Verb::Status, &exited_badly), NOT_UP);
+        let mut both = down.clone();
+        both.push("nope: ERROR (no such program)".into());
+        assert_eq!(exit_status(Verb::Status, &both), ERROR);
+        assert_eq!(exit_status(Verb::Stop, &lines(&["web: stopped"])), DONE);
+        assert_eq!(
+            exit_status(Verb::Stop, &lines(&["web: ERROR (not running)"])),
+            ERROR
+        );
+        assert_eq!(
+            exit_status(Verb::Stop, &lines(&["ERROR too many clients"])),
+            ERROR
+        );
+        assert_eq!(exit_status(Verb::Status, &[]), ERROR);
+    }
+}

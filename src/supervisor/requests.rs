@@ -1,0 +1,366 @@
+//! Requests from the control socket, acted on and answered: what
+//! `cocalc-init status|start|stop|restart|signal` asks of the supervisor.
+//!
+//! `status` and `signal` are answered at once. `stop`, `start` and
+//! `restart` answer once the action is done — the process reaped, the new
+//! one spawned — so a [`Waiter`] keeps the reply until every program it
+//! names has got there.
+
+use std::time::{Instant, SystemTime};
+
+use super::{Kill, MAIN_NAME, Supervisor, Target};
+use crate::config::ALL_NAME;
+use crate::control::Request;
+use crate::logging;
+use crate::messages;
+use crate::program::{Answer, State};
+use crate::signals::{SIGCONT, SIGTERM};
+use crate::stamp;
+use crate::verbs::{self, Verb};
+
+/// A reply waiting for programs to stop or start.
+pub struct Waiter {
+    client: u64,
+    items: Vec<Item>,
+}
+
+/// One line of a reply, known or still to come.
+enum Item {
+    Line(String),
+    /// Done when the program is no longer stopping.
+    Stopped {
+        program: usize,
+    },
+    /// Done when the program has started again (or failed to).
+    Started {
+        program: usize,
+        word: &'static str,
+        starts: u32,
+        failures: u32,
+    },
+}
+
+/// Width of the state column in `status`.
+const STATE_WIDTH: usize = 10;
+
+impl Supervisor {
+    /// Takes the control socket's news: new requests are acted on.
+    pub(super) fn on_control(&mut self, now: Instant) {
+        let ready = self
+            .ready
+            .get(1 + self.polled_pipes..)
+            .unwrap_or(&[])
+            .to_vec();
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        for request in control.on_ready(&ready, now) {
+            self.on_request(request, now);
+        }
+    }
+
+    fn on_request(&mut self, request: Request, now: Instant) {
+        let words: Vec<&str> = request.line.split_whitespace().collect();
+        let command = match verbs::parse(&words) {
+            Ok(command) => command,
+            Err(e) => {
+                logging::debug(&messages::control_request(
+                    &request.line,
+                    request.peer.pid,
+                    request.peer.uid,
+                ));
+                return self.reply(request.client, format!("ERROR {e}\n"), now);
+            }
+        };
+        let note = messages::control_request(&request.line, request.peer.pid, request.peer.uid);
+        if command.verb == Verb::Status {
+            // A probe every few seconds must not flood the log.
+            logging::debug(&note);
+        } else {
+            logging::info(&note);
+        }
+        let items = match command.verb {
+            Verb::Status => {
+                let text = self.status_text(&command.names, now);
+                return self.reply(request.client, text, now);
+            }
+            Verb::Signal(sig) => self.signal_request(&command.names, sig),
+            verb => self.act(verb, &command.names, now),
+        };
+        self.waiters.push(Waiter {
+            client: request.client,
+            items,
+        });
+        self.settle_waiters(now);
+    }
+
+    /// The program indices `names` mean (`all`: every one), and a line for
+    /// each name that is no program.
+    fn targets(&self, names: &[String]) -> (Vec<usize>, Vec<Item>) {
+        if names.iter().any(|n| n == ALL_NAME) {
+            return ((0..self.programs.len()).collect(), Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut lines = Vec::new();
+        for name in names {
+            match self.programs.iter().position(|p| p.name.as_str() == name) {
+                Some(i) => found.push(i),
+                None if name == MAIN_NAME => {}
+                None => lines.push(Item::Line(self.no_program(name))),
+            }
+        }
+        (found, lines)
+    }
+
+    /// `NAME: ERROR (…)` for a name that is no running program.
+    fn no_program(&self, name: &str) -> String {
+        match self.skipped.iter().find(|(n, _)| n == name) {
+            Some((_, path)) => format!("{name}: ERROR ({})", messages::skipped(path)),
+            None => format!("{name}: ERROR (no such program)"),
+        }
+    }
+
+    /// start, stop, restart: each program's answer, now or to come.
+    fn act(&mut self, verb: Verb, names: &[String], now: Instant) -> Vec<Item> {
+        let (targets, mut items) = self.targets(names);
+        let kill_at = super::deadline_after(now, self.policy.grace.duration());
+        let wall = SystemTime::now();
+        let mut kills = Vec::new();
+        for i in targets {
+            let Some(program) = self.programs.get_mut(i) else {
+                continue;
+            };
+            let (starts, failures) = (program.starts, program.spawn_failures);
+            let answer = match verb {
+                Verb::Stop => program.request_stop(kill_at, wall),
+                Verb::Start => program.request_start(now),
+                _ => program.request_restart(now, kill_at),
+            };
+            let name = program.name.as_str();
+            let waits_for_start = |word| Item::Started {
+                program: i,
+                word,
+                starts,
+                failures,
+            };
+            items.push(match (answer, verb) {
+                (Answer::Done(word), _) => Item::Line(format!("{name}: {word}")),
+                (Answer::Refused(why), _) => Item::Line(format!("{name}: ERROR ({why})")),
+                (Answer::Signal(pid), _) => {
+                    for signal in [SIGTERM, SIGCONT] {
+                        kills.push(Kill {
+                            target: Target::Group(pid),
+                            signal,
+                        });
+                    }
+                    match verb {
+                        Verb::Stop => Item::Stopped { program: i },
+                        _ => waits_for_start("restarted"),
+                    }
+                }
+                (Answer::Wait, Verb::Stop) => Item::Stopped { program: i },
+                (Answer::Wait | Answer::Spawn, Verb::Start) => waits_for_start("started"),
+                (Answer::Wait | Answer::Spawn, _) => waits_for_start("restarted"),
+            });
+        }
+        self.apply(&kills);
+        // Due now: started in this turn, not at the next wake.
+        self.start_due(now);
+        items
+    }
+
+    /// signal: the signal to each named program's group (and the main
+    /// command's), answered at once.
+    fn signal_request(&mut self, names: &[String], sig: i32) -> Vec<Item> {
+        let (targets, mut items) = self.targets(names);
+        let wants_main =
+            names.iter().any(|n| n == MAIN_NAME || n == ALL_NAME) && self.main.is_some();
+        let mut kills = Vec::new();
+        for i in targets {
+            let Some(program) = self.programs.get(i) else {
+                continue;
+            };
+            let name = program.name.as_str();
+            items.push(Item::Line(match program.pid() {
+                Some(pid) => {
+                    kills.push(Kill {
+                        target: Target::Group(pid),
+                        signal: sig,
+                    });
+                    format!("{name}: signalled")
+                }
+                None => format!("{name}: ERROR (not running)"),
+            }));
+        }
+        if wants_main {
+            items.push(Item::Line(
+                match self.main.as_ref().filter(|m| m.exit.is_none()) {
+                    Some(main) => {
+                        kills.push(Kill {
+                            target: Target::Group(main.pid),
+                            signal: sig,
+                        });
+                        format!("{MAIN_NAME}: signalled")
+                    }
+                    None => format!("{MAIN_NAME}: ERROR (not running)"),
+                },
+            ));
+        } else if names.iter().any(|n| n == MAIN_NAME) {
+            items.push(Item::Line(format!("{MAIN_NAME}: ERROR (no such program)")));
+        }
+        self.apply(&kills);
+        items
+    }
+
+    /// Sends every reply whose programs have all got there.
+    pub(super) fn settle_waiters(&mut self, now: Instant) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let mut done = Vec::new();
+        let mut waiting = Vec::new();
+        for mut waiter in std::mem::take(&mut self.waiters) {
+            for item in &mut waiter.items {
+                if let Some(line) = self.resolve(item) {
+                    *item = Item::Line(line);
+                }
+            }
+            if waiter.items.iter().all(|i| matches!(i, Item::Line(_))) {
+                done.push(waiter);
+            } else {
+                waiting.push(waiter);
+            }
+        }
+        self.waiters = waiting;
+        for waiter in done {
+            let text = lines_of(waiter.items);
+            self.reply(waiter.client, text, now);
+        }
+    }
+
+    /// An item's line once it is known.
+    fn resolve(&self, item: &Item) -> Option<String> {
+        match *item {
+            Item::Line(_) => None,
+            Item::Stopped { program } => {
+                let p = self.programs.get(program)?;
+                match p.state {
+                    State::Stopping { .. } => None,
+                    State::Done => Some(format!("{}: ERROR (shutting down)", p.name)),
+                    _ => Some(format!("{}: stopped", p.name)),
+                }
+            }
+            Item::Started {
+                program,
+                word,
+                starts,
+                failures,
+            } => {
+                let p = self.programs.get(program)?;
+                if p.starts > starts {
+                    Some(format!("{}: {word}", p.name))
+                } else if p.spawn_failures > failures {
+                    Some(format!("{}: ERROR (spawn error)", p.name))
+                } else if p.state == State::Done {
+                    Some(format!("{}: ERROR (shutting down)", p.name))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn reply(&mut self, client: u64, text: String, now: Instant) {
+        if let Some(control) = self.control.as_mut() {
+            control.reply(client, text, now);
+        }
+    }
+
+    /// Shutdown: every waiting reply is sent as it stands (what is still
+    /// to come says so), and the socket is closed and removed.
+    pub(super) fn end_control(&mut self, now: Instant) {
+        for waiter in std::mem::take(&mut self.waiters) {
+            let items = waiter
+                .items
+                .into_iter()
+                .map(|item| match item {
+                    Item::Line(line) => Item::Line(line),
+                    Item::Stopped { program } | Item::Started { program, .. } => {
+                        let name = self.programs.get(program).map_or("?", |p| p.name.as_str());
+                        Item::Line(format!("{name}: ERROR (shutting down)"))
+                    }
+                })
+                .collect();
+            self.reply(waiter.client, lines_of(items), now);
+        }
+        self.control = None;
+    }
+
+    /// One line a program, columns aligned: NAME STATE DETAIL.
+    fn status_text(&self, names: &[String], now: Instant) -> String {
+        let mut rows: Vec<(String, &'static str, String)> = Vec::new();
+        let mut errors = Vec::new();
+        let every = names.is_empty() || names.iter().any(|n| n == ALL_NAME);
+        let wanted = |name: &str| every || names.iter().any(|n| n == name);
+        for program in &self.programs {
+            if wanted(program.name.as_str()) {
+                let s = program.status(now, stamp::short);
+                rows.push((program.name.to_string(), s.state, s.detail));
+            }
+        }
+        for (name, path) in &self.skipped {
+            if wanted(name) {
+                rows.push((name.clone(), "EXITED", messages::skipped(path)));
+            }
+        }
+        if let Some(main) = self.main.as_ref().filter(|_| wanted(MAIN_NAME)) {
+            let (state, detail) = match (main.exit, main.ended_at) {
+                (Some(how), Some(at)) => ("EXITED", format!("{} ({how})", stamp::short(at))),
+                _ => {
+                    let up = now.saturating_duration_since(main.since).as_secs();
+                    (
+                        "RUNNING",
+                        format!(
+                            "pid {}, uptime {}:{:02}:{:02}",
+                            main.pid,
+                            up / 3600,
+                            up / 60 % 60,
+                            up % 60
+                        ),
+                    )
+                }
+            };
+            rows.push((MAIN_NAME.to_string(), state, detail));
+        }
+        if !every {
+            for name in names {
+                if !rows.iter().any(|(n, ..)| n == name) {
+                    errors.push(format!("{name}: ERROR (no such program)"));
+                }
+            }
+        }
+        let width = rows.iter().map(|(n, ..)| n.len()).max().unwrap_or(0) + 2;
+        let mut out = String::new();
+        for (name, state, detail) in rows {
+            let line = format!("{name:<width$}{state:<STATE_WIDTH$}{detail}");
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for line in errors {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn lines_of(items: Vec<Item>) -> String {
+    let mut out = String::new();
+    for item in items {
+        if let Item::Line(line) = item {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}

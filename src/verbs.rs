@@ -1,0 +1,130 @@
+//! The control verbs, `status`, `start`, `stop`, `restart`, `signal`: one
+//! request line's words → a [`Command`]. Pure, and shared by the client
+//! (which checks a command line before sending it) and the supervisor
+//! (which checks every line it receives).
+
+use crate::config::{ALL_NAME as ALL, MAIN_NAME};
+use crate::signals;
+
+pub const VERBS: [&str; 5] = ["status", "start", "stop", "restart", "signal"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Status,
+    Start,
+    Stop,
+    Restart,
+    Signal(i32),
+}
+
+impl Verb {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::Status => "status",
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+            Verb::Signal(_) => "signal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub verb: Verb,
+    /// Program names as given; `all` stands alone. Empty only for `status`
+    /// (every program).
+    pub names: Vec<String>,
+}
+
+impl Command {
+    /// The request line that says it.
+    pub fn line(&self, signal_word: Option<&str>) -> String {
+        let mut words = vec![self.verb.word().to_string()];
+        words.extend(signal_word.map(str::to_string));
+        words.extend(self.names.iter().cloned());
+        words.join(" ")
+    }
+}
+
+/// Reads a request's words. The error says what is wrong, for `ERROR …`
+/// or a usage error.
+pub fn parse(words: &[&str]) -> Result<Command, String> {
+    let (verb, rest) = match words.split_first() {
+        Some((&"status", rest)) => (Verb::Status, rest),
+        Some((&"start", rest)) => (Verb::Start, rest),
+        Some((&"stop", rest)) => (Verb::Stop, rest),
+        Some((&"restart", rest)) => (Verb::Restart, rest),
+        Some((&"signal", rest)) => {
+            let Some((sig, rest)) = rest.split_first() else {
+                return Err("signal: give a SIGNAL and NAME...|all".into());
+            };
+            let Some(n) = signals::signal_number(sig) else {
+                return Err(format!("signal: '{sig}' is not a signal name or number"));
+            };
+            (Verb::Signal(n), rest)
+        }
+        Some((other, _)) => {
+            return Err(format!(
+                "unknown verb '{other}': status, start, stop, restart or signal"
+            ));
+        }
+        None => return Err("empty request".into()),
+    };
+    if verb != Verb::Status && rest.is_empty() {
+        return Err(format!("{}: give NAME...|all", verb.word()));
+    }
+    if rest.len() > 1 && rest.contains(&ALL) {
+        return Err(format!("{}: 'all' stands alone", verb.word()));
+    }
+    if let Some(bad) = rest.iter().find(|n| n.is_empty() || n.starts_with('-')) {
+        return Err(format!("{}: '{bad}' is not a program name", verb.word()));
+    }
+    if matches!(verb, Verb::Start | Verb::Stop | Verb::Restart) && rest.contains(&MAIN_NAME) {
+        return Err(format!(
+            "{}: the main command can only be sent a signal",
+            verb.word()
+        ));
+    }
+    Ok(Command {
+        verb,
+        names: rest.iter().map(|n| n.to_string()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_commands() {
+        let c = parse(&["restart", "sshd", "web"]).unwrap();
+        assert_eq!((c.verb, c.names.len()), (Verb::Restart, 2));
+        assert_eq!(parse(&["status"]).unwrap().names.len(), 0);
+        assert_eq!(
+            parse(&["signal", "HUP", "all"]).unwrap().verb,
+            Verb::Signal(1)
+        );
+        assert_eq!(parse(&["signal", "USR1", "main"]).unwrap().names, ["main"]);
+        assert_eq!(parse(&["stop", "a"]).unwrap().line(None), "stop a");
+    }
+
+    #[test]
+    fn malformed_requests_say_why() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "empty"),
+            (&["reload"], "unknown verb 'reload'"),
+            (&["stop"], "give NAME"),
+            (&["signal"], "give a SIGNAL"),
+            (&["signal", "NOPE", "a"], "'NOPE' is not a signal"),
+            (&["signal", "HUP"], "give NAME"),
+            (&["start", "all", "a"], "stands alone"),
+            (&["stop", "-x"], "'-x' is not a program name"),
+            (&["restart", "main"], "only be sent a signal"),
+        ];
+        for (words, needle) in cases {
+            let e = parse(words).unwrap_err();
+            assert!(e.contains(needle), "{words:?}: {e}");
+        }
+    }
+}
