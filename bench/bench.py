@@ -128,7 +128,8 @@ def idle():
     secs = 3 if QUICK else 10
     setups = {name: NS + argv + ["sleep", "1000"] for name, argv in INITS.items()}
     progs = [(f"p{i}", "sleep 1000") for i in range(3)]
-    setups["cocalc-init, 3 programs"] = NS + [BIN, "-q", "-l", os.path.join(TMP, "idle3.log")] + \
+    setups["cocalc-init, 3 programs, control socket"] = NS + [
+        BIN, "-q", "-l", os.path.join(TMP, "idle3.log"), "--control", os.path.join(TMP, "idle3.sock")] + \
         sum((["-p", f"{n}={c}"] for n, c in progs), []) + ["--", "sleep", "1000"]
     conf = supervisord_conf([("main", "sleep 1000")] + progs, os.path.join(TMP, "sd-idle.log"))
     setups["supervisord, 4 programs"] = NS + ["supervisord", "-c", conf]
@@ -264,7 +265,45 @@ def restart():
     section("restart latency: unexpected exit after startsecs → next start (shell to shell)", ["init", "restarts", "median ms"], rows)
 
 
-# 6. output capture -------------------------------------------------------
+# 6. control round trip --------------------------------------------------
+def control():
+    """`cocalc-init status` and `supervisorctl status` against a live init
+    with 3 programs, alternated, wall time of the whole client run."""
+    n = 30 if QUICK else 100
+    progs = [(f"p{i}", "sleep 1000") for i in range(3)]
+    sock = os.path.join(TMP, "rt.sock")
+    ours = subprocess.Popen(NS + [BIN, "-q", "-l", os.path.join(TMP, "rt.log"), "--control", sock]
+                            + sum((["-p", f"{n}={c}"] for n, c in progs), []),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf = supervisord_conf(progs, os.path.join(TMP, "sd-rt.log"))
+    with open(conf, "a") as f:
+        f.write(f"[supervisorctl]\nserverurl=unix://{TMP}/sd.sock\n"
+                "[rpcinterface:supervisor]\n"
+                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n")
+    theirs = subprocess.Popen(NS + ["supervisord", "-c", conf],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.5)
+    clients = {
+        "cocalc-init status": [BIN, "status", "--control", sock],
+        "supervisorctl status": ["supervisorctl", "-c", conf, "status"],
+    }
+    times = {name: [] for name in clients}
+    order = list(clients)
+    for _ in range(n):
+        random.shuffle(order)
+        for name in order:
+            t0 = time.perf_counter()
+            subprocess.run(clients[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - t0)
+    for p in (ours, theirs):
+        os.kill(child_of(p.pid), signal.SIGKILL)
+        p.wait()
+    rows = [[name, f"{median(t) * 1e3:.2f}", f"{p99(t) * 1e3:.2f}"] for name, t in times.items()]
+    section(f"control round trip: status of 3 programs, {n} each, alternated",
+            ["client", "median ms", "p99 ms"], rows)
+
+
+# 7. output capture -------------------------------------------------------
 LINE = "x" * 99
 
 
@@ -310,7 +349,7 @@ def capture():
     section(f"output capture: {size // 1_000_000} MB of 100-byte lines", ["who", "CPU s per 100 MB", "MB/s"], rows)
 
 
-# 7. size and linkage -----------------------------------------------------
+# 8. size and linkage -----------------------------------------------------
 def size():
     rows = []
     for name, path in [("cocalc-init", BIN), ("tini-static", "/usr/bin/tini-static"), ("catatonit", "/usr/bin/catatonit"),
@@ -322,7 +361,7 @@ def size():
 
 
 def main():
-    only = sys.argv[2:] or ["start_exit", "idle", "reaping", "forwarding", "restart", "capture", "size"]
+    only = sys.argv[2:] or ["start_exit", "idle", "reaping", "forwarding", "restart", "control", "capture", "size"]
     for name in only:
         globals()[name]()
     with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "w") as f:

@@ -121,7 +121,17 @@ fn ask(control: &std::path::Path, line: &str) -> Result<Vec<String>, Failure> {
         .map_err(broken)?;
     let mut reader = BufReader::new(stream.try_clone().map_err(Failure::Broken)?);
     let mut greeting = String::new();
-    reader.read_line(&mut greeting).map_err(Failure::Broken)?;
+    // Nothing at all (closed, or no word in time): no init answers.
+    match reader.read_line(&mut greeting) {
+        Ok(0) => {
+            return Err(Failure::NoInit(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "closed without a word",
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(Failure::NoInit(e)),
+    }
     // `cocalc-init VERSION grace SECS`, or a refusal (`ERROR …`).
     if !greeting.starts_with("cocalc-init ") {
         return Ok(vec![greeting.trim_end().to_string()]);
@@ -147,9 +157,11 @@ fn ask(control: &std::path::Path, line: &str) -> Result<Vec<String>, Failure> {
 
 /// The exit status an answer means.
 pub fn exit_status(verb: Verb, lines: &[String]) -> u8 {
+    // `ERROR why` from init, or `NAME: ERROR (why)` (no name holds ':'
+    // nor a space, so no status row looks like either).
     let error = lines
         .iter()
-        .any(|l| l.starts_with("ERROR") || l.contains(": ERROR"));
+        .any(|l| (l.starts_with("ERROR ") && !is_status_row(l)) || l.contains(": ERROR ("));
     if error || lines.is_empty() {
         return ERROR;
     }
@@ -157,7 +169,15 @@ pub fn exit_status(verb: Verb, lines: &[String]) -> u8 {
     if not_up { NOT_UP } else { DONE }
 }
 
-/// A status line: `NAME STATE DETAIL`.
+/// A status row: `NAME STATE DETAIL`, with a state word second.
+fn is_status_row(line: &str) -> bool {
+    matches!(
+        line.split_whitespace().nth(1),
+        Some("STARTING" | "RUNNING" | "BACKOFF" | "STOPPING" | "STOPPED" | "EXITED")
+    )
+}
+
+/// Whether a status row says up.
 fn is_up(line: &str) -> bool {
     match line.split_whitespace().nth(1) {
         Some("STARTING" | "RUNNING") => true,
@@ -227,5 +247,8 @@ mod tests {
             ERROR
         );
         assert_eq!(exit_status(Verb::Status, &[]), ERROR);
+        // A program may be called ERROR or ERROR_x: its row is no error.
+        let named = lines(&["ERROR    RUNNING   pid 3", "ERROR_x  RUNNING   pid 4"]);
+        assert_eq!(exit_status(Verb::Status, &named), DONE);
     }
 }

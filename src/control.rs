@@ -41,6 +41,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections taken in one turn of the loop, so that a flood of them
 /// cannot starve the rest.
 const ACCEPTS_PER_TURN: usize = 64;
+/// After accept fails (no fd left, say), the listener rests this long:
+/// the connection stays queued and would wake the loop at once, again
+/// and again.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// Who is on the other end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,8 @@ pub struct Control {
     /// How many fds `poll_fds` gave for the last wait: the listener and
     /// each client then.
     polled: usize,
+    /// accept failed: the listener is not waited on until then.
+    paused_until: Option<Instant>,
 }
 
 /// Why there is no control channel.
@@ -152,13 +158,18 @@ impl Control {
             clients: Vec::new(),
             next_id: 1,
             polled: 0,
+            paused_until: None,
         })
     }
 
     /// The fds to wait on, and for what: the listener, then each client.
     pub fn poll_fds(&mut self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         let mut fds = Vec::with_capacity(1 + self.clients.len());
-        fds.push((self.listener.as_fd(), PollFlags::POLLIN));
+        let listen = match self.paused_until {
+            Some(_) => PollFlags::empty(),
+            None => PollFlags::POLLIN,
+        };
+        fds.push((self.listener.as_fd(), listen));
         for client in &self.clients {
             let events = match client.phase {
                 Phase::Reading if !client.output.is_empty() => {
@@ -192,7 +203,7 @@ impl Control {
             }
         }
         self.clients.retain(|c| !c.is_finished());
-        if ready.first().copied().unwrap_or(false) {
+        if ready.first().copied().unwrap_or(false) && self.paused_until.is_none() {
             self.accept(now);
         }
         requests
@@ -206,8 +217,9 @@ impl Control {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE and the like: the connection waits in the
-                    // backlog; said at debug level, as it may repeat.
-                    logging::debug(&messages::runtime_error("control: accept", &e));
+                    // backlog, and the listener rests a while.
+                    logging::warn(&messages::runtime_error("control: accept", &e));
+                    self.paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             };
@@ -264,13 +276,22 @@ impl Control {
             .iter()
             .filter(|c| c.phase != Phase::Busy)
             .map(|c| c.deadline)
+            .chain(self.paused_until)
             .min()
     }
 
-    /// Closes the clients whose time is up.
+    /// Closes the clients whose time is up; ends a pause of the listener.
     pub fn on_timers(&mut self, now: Instant) {
         self.clients
             .retain(|c| c.phase == Phase::Busy || c.deadline > now);
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+        }
+    }
+
+    /// Whether the client is still connected.
+    pub fn has(&self, client: u64) -> bool {
+        self.clients.iter().any(|c| c.id == client)
     }
 
     /// Clients connected now (for tests of the bounds).
@@ -296,7 +317,9 @@ impl Client {
         match self.phase {
             Phase::Reading => {
                 self.flush();
-                self.read(requests);
+                if !self.is_finished() {
+                    self.read(requests);
+                }
             }
             Phase::Writing => self.flush(),
             // A hang-up while the supervisor works: nobody to answer.

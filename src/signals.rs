@@ -284,9 +284,9 @@ pub fn signal_number(text: &str) -> Option<i32> {
         rest.parse::<i32>().ok()
     };
     let rt = if let Some(rest) = name.strip_prefix("RTMIN") {
-        Some(rtmin + offset(rest)?)
+        Some(rtmin.checked_add(offset(rest)?)?)
     } else if let Some(rest) = name.strip_prefix("RTMAX") {
-        Some(rtmax + offset(rest)?)
+        Some(rtmax.checked_add(offset(rest)?)?)
     } else {
         None
     };

@@ -235,7 +235,61 @@ fn a_stop_that_needs_sigkill_answers_once_the_process_is_reaped() {
         log.contains("stopped: stubborn (terminated by SIGKILL)"),
         "{log}"
     );
+    // A restart that a stop overtakes is told so, not left waiting.
+    ctl(&init, &["start", "stubborn"]);
+    wait_state(&init, "stubborn", "RUNNING");
+    let sock = socket(&init);
+    let restart = std::thread::spawn(move || ctl_at(&sock, &["restart", "stubborn"]));
+    wait_state(&init, "stubborn", "STOPPING");
+    let (code, out, _) = ctl(&init, &["stop", "stubborn"]);
+    assert_eq!((code, out.as_str()), (0, "stubborn: stopped\n"));
+    let (code, out, _) = restart.join().unwrap();
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "stubborn: ERROR (stopped by request)\n")
+    );
     assert_eq!(init.stop(), 0);
+}
+
+#[test]
+fn all_leaves_out_programs_already_there() {
+    let mut init = live(Mode::Child, "all");
+    init.wait_log("exited: job (exit status 0; expected)");
+    wait_state(&init, "server", "RUNNING");
+    // job has exited: signal all reaches the running ones only.
+    let (code, out, _) = ctl(&init, &["signal", "HUP", "all"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("job") && out.contains("server: signalled"),
+        "{out}"
+    );
+    let (code, out, _) = ctl(&init, &["stop", "all"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let (code, out, _) = ctl(&init, &["stop", "all"]);
+    assert_eq!((code, out.as_str()), (0, "all: nothing to do\n"));
+    let (code, out, _) = ctl(&init, &["start", "all"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("server: started") && out.contains("job: started"),
+        "{out}"
+    );
+    assert_eq!(init.stop(), 143);
+}
+
+#[test]
+fn a_socket_that_closes_without_a_greeting_is_no_init() {
+    let s = Scratch::new("mute");
+    let path = s.path("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        drop(conn);
+    });
+    let (code, _, err) = ctl_at(&path, &["stop", "x"]);
+    server.join().unwrap();
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("no init answers"), "{err}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::config::ALL_NAME;
 use crate::control::Request;
 use crate::logging;
 use crate::messages;
-use crate::program::{Answer, State};
+use crate::program::{AfterStop, Answer, State};
 use crate::signals::{SIGCONT, SIGTERM};
 use crate::stamp;
 use crate::verbs::{self, Verb};
@@ -120,9 +120,23 @@ impl Supervisor {
         }
     }
 
-    /// start, stop, restart: each program's answer, now or to come.
+    /// start, stop, restart: each program's answer, now or to come. With
+    /// `all`, programs already where the verb would take them are left
+    /// out, as supervisorctl does, rather than answered with an error.
     fn act(&mut self, verb: Verb, names: &[String], now: Instant) -> Vec<Item> {
-        let (targets, mut items) = self.targets(names);
+        let (mut targets, mut items) = self.targets(names);
+        let every = names.iter().any(|n| n == ALL_NAME);
+        if every {
+            targets.retain(|&i| {
+                self.programs.get(i).is_some_and(|p| {
+                    !matches!(
+                        (verb, p.state),
+                        (Verb::Stop, State::Held { .. })
+                            | (Verb::Start, State::Starting { .. } | State::Running { .. })
+                    )
+                })
+            });
+        }
         let kill_at = super::deadline_after(now, self.policy.grace.duration());
         let wall = SystemTime::now();
         let mut kills = Vec::new();
@@ -166,6 +180,9 @@ impl Supervisor {
         self.apply(&kills);
         // Due now: started in this turn, not at the next wake.
         self.start_due(now);
+        if every && items.is_empty() {
+            items.push(Item::Line(format!("{ALL_NAME}: nothing to do")));
+        }
         items
     }
 
@@ -176,10 +193,15 @@ impl Supervisor {
         let wants_main =
             names.iter().any(|n| n == MAIN_NAME || n == ALL_NAME) && self.main.is_some();
         let mut kills = Vec::new();
+        let every = names.iter().any(|n| n == ALL_NAME);
         for i in targets {
             let Some(program) = self.programs.get(i) else {
                 continue;
             };
+            if every && program.pid().is_none() {
+                // `all`: the running ones.
+                continue;
+            }
             let name = program.name.as_str();
             items.push(Item::Line(match program.pid() {
                 Some(pid) => {
@@ -192,7 +214,8 @@ impl Supervisor {
                 None => format!("{name}: ERROR (not running)"),
             }));
         }
-        if wants_main {
+        let main_running = self.main.as_ref().is_some_and(|m| m.exit.is_none());
+        if wants_main && (main_running || !every) {
             items.push(Item::Line(
                 match self.main.as_ref().filter(|m| m.exit.is_none()) {
                     Some(main) => {
@@ -209,6 +232,9 @@ impl Supervisor {
             items.push(Item::Line(format!("{MAIN_NAME}: ERROR (no such program)")));
         }
         self.apply(&kills);
+        if every && items.is_empty() {
+            items.push(Item::Line(format!("{ALL_NAME}: nothing to do")));
+        }
         items
     }
 
@@ -220,6 +246,10 @@ impl Supervisor {
         let mut done = Vec::new();
         let mut waiting = Vec::new();
         for mut waiter in std::mem::take(&mut self.waiters) {
+            // Gone meanwhile: nobody to tell.
+            if !self.control.as_ref().is_some_and(|c| c.has(waiter.client)) {
+                continue;
+            }
             for item in &mut waiter.items {
                 if let Some(line) = self.resolve(item) {
                     *item = Item::Line(line);
@@ -257,12 +287,23 @@ impl Supervisor {
                 failures,
             } => {
                 let p = self.programs.get(program)?;
+                let held = matches!(
+                    p.state,
+                    State::Held { .. }
+                        | State::Stopping {
+                            after: AfterStop::Hold,
+                            ..
+                        }
+                );
                 if p.starts > starts {
                     Some(format!("{}: {word}", p.name))
                 } else if p.spawn_failures > failures {
                     Some(format!("{}: ERROR (spawn error)", p.name))
                 } else if p.state == State::Done {
                     Some(format!("{}: ERROR (shutting down)", p.name))
+                } else if held {
+                    // A stop asked for after this start or restart won.
+                    Some(format!("{}: ERROR (stopped by request)", p.name))
                 } else {
                     None
                 }
