@@ -283,17 +283,9 @@ impl Program {
                 Answer::Signal(pid)
             }
             State::Stopping {
-                pid,
                 after: AfterStop::Hold | AfterStop::Restart,
-                kill_at,
-            } => {
-                self.state = State::Stopping {
-                    pid,
-                    after: AfterStop::Hold,
-                    kill_at,
-                };
-                Answer::Wait
-            }
+                ..
+            } => self.stop_ends_in(AfterStop::Hold),
             // Backing off or exited: no restart any more.
             State::Waiting { .. } | State::Exited => {
                 self.state = State::Held { at: wall };
@@ -314,19 +306,20 @@ impl Program {
             }
             State::Starting { .. } | State::Running { .. } => Answer::Refused("already started"),
             State::Stopping {
-                pid,
                 after: AfterStop::Hold | AfterStop::Restart,
-                kill_at,
-            } => {
-                self.state = State::Stopping {
-                    pid,
-                    after: AfterStop::Restart,
-                    kill_at,
-                };
-                Answer::Wait
-            }
+                ..
+            } => self.stop_ends_in(AfterStop::Restart),
             State::Stopping { .. } | State::Done => Answer::Refused("shutting down"),
         }
+    }
+
+    /// A stop by request already under way: what follows the exit is now
+    /// `then`, and the answer waits for it.
+    fn stop_ends_in(&mut self, then: AfterStop) -> Answer {
+        if let State::Stopping { after, .. } = &mut self.state {
+            *after = then;
+        }
+        Answer::Wait
     }
 
     /// `cocalc-init restart`: stop, then start (at once if not running).

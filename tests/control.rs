@@ -339,23 +339,11 @@ fn another_user_is_refused_and_logged() {
     wait_state(&init, "s", "RUNNING");
     let sock = socket(&init);
     // The scratch folder is world-readable: only the socket's mode stops
-    // nobody. Copy the binary where nobody can run it.
-    std::fs::set_permissions(&init.scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = init.scratch.path("client");
-    std::fs::copy(BIN, &bin).unwrap();
+    // nobody.
     let as_nobody = || {
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "timeout",
-                "10",
-            ])
-            .arg(&bin)
+        let out = as_nobody(&init.scratch)
             .args(["status", "--control"])
             .arg(&sock)
-            .current_dir("/")
             .output()
             .unwrap();
         (

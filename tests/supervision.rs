@@ -197,23 +197,8 @@ fn no_permission_is_reported_for_another_user() {
     let script = s.write("secret", "#!/bin/sh\n");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(&s.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // nobody may not be able to reach the build folder (a clone in root's
-    // 0700 home): run a copy from the scratch folder, from there.
-    let bin = s.path("cocalc-init");
-    std::fs::copy(BIN, &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let log = s.path("log");
-    let status = std::process::Command::new("setpriv")
-        .current_dir(&s.0)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "timeout",
-            "10",
-        ])
-        .arg(&bin)
+    let status = as_nobody(&s)
         .args(["-q", "-l", "-"])
         .arg("--")
         .arg(&script)

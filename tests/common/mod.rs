@@ -424,6 +424,28 @@ pub fn status_field(pid: i32, field: &str) -> Option<String> {
     })
 }
 
+/// A command that runs a copy of cocalc-init as the user nobody, from
+/// `scratch` (made world-readable): nobody may not reach the build folder
+/// (a clone in root's 0700 home). Add the arguments.
+pub fn as_nobody(scratch: &Scratch) -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = scratch.path("cocalc-init-copy");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.current_dir(&scratch.0)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "timeout",
+            "10",
+        ])
+        .arg(bin);
+    cmd
+}
+
 /// Runs cocalc-init to completion with `args`, returning (code, stderr).
 pub fn run_to_end(args: &[&OsStr], limit: Duration) -> (i32, String) {
     let mut child = Command::new(BIN)
