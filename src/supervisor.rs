@@ -12,14 +12,14 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
-use crate::config::{Config, MAIN_NAME, Policy, ProgramKind};
+use crate::config::{Config, MAIN_NAME, Policy, ProgramKind, ProgramName};
 use crate::control::Control;
 use crate::logging::{self, Level, Stream};
 use crate::messages;
@@ -104,8 +104,9 @@ pub struct Supervisor {
     control: Option<Control>,
     /// Replies that wait for programs to stop or start.
     waiters: Vec<Waiter>,
-    /// `-i` scripts that did not exist at start: (name, path), for `status`.
-    skipped: Vec<(String, PathBuf)>,
+    /// `-i` scripts that did not exist at start: (name, path), for
+    /// `status`, and for `start` once the script is there.
+    skipped: Vec<(ProgramName, PathBuf)>,
     /// Signals read in one turn (capacity only between turns).
     received: Vec<Received>,
 }
@@ -157,8 +158,6 @@ impl Supervisor {
     ) -> Supervisor {
         let me = launch.me;
         let now = Instant::now();
-        // Looked up once, and only when there is an init script to run.
-        let mut shell: Option<CString> = None;
         let mut programs = Vec::with_capacity(config.programs.len());
         let mut skipped = Vec::new();
         for spec in config.programs {
@@ -172,26 +171,12 @@ impl Supervisor {
                     programs.push(Program::new(spec.name, argv, None, now));
                 }
                 ProgramKind::InitScript(script) => {
-                    let c_script = CString::new(script.as_os_str().as_bytes())
-                        .ok()
-                        .filter(|_| script.exists());
-                    let Some(c_script) = c_script else {
+                    if !script.exists() {
                         logging::info(&messages::skipped(&script));
-                        skipped.push((spec.name.as_str().to_string(), script));
+                        skipped.push((spec.name, script));
                         continue;
-                    };
-                    let shell = shell
-                        .get_or_insert_with(|| {
-                            spawn::resolve("bash".as_ref(), None)
-                                .ok()
-                                .and_then(|p| CString::new(p.into_os_string().into_vec()).ok())
-                                .unwrap_or_else(|| c"sh".into())
-                        })
-                        .clone();
-                    let cwd = script
-                        .parent()
-                        .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok());
-                    programs.push(Program::new(spec.name, vec![shell, c_script], cwd, now));
+                    }
+                    programs.extend(init_script(spec.name, &script, now));
                 }
             }
         }
@@ -627,6 +612,20 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// The program that runs an init script: `bash SCRIPT` (`sh` where there
+/// is no bash) in the script's folder.
+fn init_script(name: ProgramName, script: &Path, now: Instant) -> Option<Program> {
+    let c_script = CString::new(script.as_os_str().as_bytes()).ok()?;
+    let shell = spawn::resolve("bash".as_ref(), None)
+        .ok()
+        .and_then(|p| CString::new(p.into_os_string().into_vec()).ok())
+        .unwrap_or_else(|| c"sh".into());
+    let cwd = script
+        .parent()
+        .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok());
+    Some(Program::new(name, vec![shell, c_script], cwd, now))
 }
 
 /// `now + d`, saturating at some 136 years: `Instant + Duration` panics

@@ -332,6 +332,37 @@ fn a_skipped_init_script_counts_as_up() {
 }
 
 #[test]
+fn a_script_written_after_start_can_be_started() {
+    let s = Scratch::new("late-script");
+    let script = s.path("project_init.sh");
+    let script_arg = script.to_string_lossy().to_string();
+    let mut init = init(Mode::Child, "late-script")
+        .args(&["-i", &script_arg, "-p", "s=sleep 100"])
+        .start_in(Some(s));
+    wait_state(&init, "s", "RUNNING");
+    std::fs::write(&script, "echo hello from the late script; pwd\n").unwrap();
+    let (code, out, _) = ctl(&init, &["start", "project_init_sh"]);
+    assert_eq!((code, out.as_str()), (0, "project_init_sh: started\n"));
+    let log = init.wait_log("exited: project_init_sh (exit status 0; expected)");
+    assert!(
+        log.contains("project_init_sh stdout: hello from the late script"),
+        "{log}"
+    );
+    let folder = script.parent().unwrap().to_string_lossy().to_string();
+    assert!(
+        log.contains(&format!("project_init_sh stdout: {folder}")),
+        "{log}"
+    );
+    let (code, out, _) = ctl(&init, &["status", "project_init_sh"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("EXITED") && out.contains("(exit status 0; expected)"),
+        "{out}"
+    );
+    assert_eq!(init.stop(), 0);
+}
+
+#[test]
 fn another_user_is_refused_and_logged() {
     let mut init = init(Mode::Child, "nobody")
         .args(&["-p", "s=sleep 100"])

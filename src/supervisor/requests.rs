@@ -114,9 +114,25 @@ impl Supervisor {
 
     /// `NAME: ERROR (…)` for a name that is no running program.
     fn no_program(&self, name: &str) -> String {
-        match self.skipped.iter().find(|(n, _)| n == name) {
+        match self.skipped.iter().find(|(n, _)| n.as_str() == name) {
             Some((_, path)) => format!("{name}: ERROR ({})", messages::skipped(path)),
             None => format!("{name}: ERROR (no such program)"),
+        }
+    }
+
+    /// An init script skipped at start because it did not exist, and named
+    /// now (or `all`), becomes a program if it exists by now: a user who
+    /// has just written `~/project_init.sh` can start it without a new
+    /// container.
+    fn take_up_scripts(&mut self, names: &[String], every: bool, now: Instant) {
+        let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.skipped)
+            .into_iter()
+            .partition(|(name, path)| {
+                (every || names.iter().any(|n| n == name.as_str())) && path.exists()
+            });
+        self.skipped = still;
+        for (name, path) in ready {
+            self.programs.extend(super::init_script(name, &path, now));
         }
     }
 
@@ -124,8 +140,11 @@ impl Supervisor {
     /// `all`, programs already where the verb would take them are left
     /// out, as supervisorctl does, rather than answered with an error.
     fn act(&mut self, verb: Verb, names: &[String], now: Instant) -> Vec<Item> {
-        let (mut targets, mut items) = self.targets(names);
         let every = names.iter().any(|n| n == ALL_NAME);
+        if verb != Verb::Stop {
+            self.take_up_scripts(names, every, now);
+        }
+        let (mut targets, mut items) = self.targets(names);
         if every {
             targets.retain(|&i| {
                 self.programs.get(i).is_some_and(|p| {
@@ -312,6 +331,9 @@ impl Supervisor {
     }
 
     fn reply(&mut self, client: u64, text: String, now: Instant) {
+        // What the action logged is in the log file before the answer
+        // arrives: `restart x && grep x LOG` finds it.
+        logging::flush();
         if let Some(control) = self.control.as_mut() {
             control.reply(client, text, now);
         }
@@ -350,8 +372,8 @@ impl Supervisor {
             }
         }
         for (name, path) in &self.skipped {
-            if wanted(name) {
-                rows.push((name.clone(), "EXITED", messages::skipped(path)));
+            if wanted(name.as_str()) {
+                rows.push((name.to_string(), "EXITED", messages::skipped(path)));
             }
         }
         if let Some(main) = self.main.as_ref().filter(|_| wanted(MAIN_NAME)) {
