@@ -1,7 +1,8 @@
-//! The main loop: one thread, one blocking `poll` over the signalfd and the
-//! program pipes, with a timeout computed from the earliest due timer
-//! (a restart, a `startsecs` check, the grace, the next "waiting" notice).
-//! With nothing due it sleeps in the kernel: idle costs no wake-up.
+//! The main loop: one thread, one blocking `poll` over the signalfd, the
+//! program pipes and the control socket, with a timeout computed from the
+//! earliest due timer (a restart, a `startsecs` check, a stop's SIGKILL,
+//! a control client's limit, the grace, the next "waiting" notice). With
+//! nothing due it sleeps in the kernel: idle costs no wake-up.
 //!
 //! From here on init must not die: every error is logged and survived.
 //!
@@ -41,6 +42,7 @@ const NOTICE_EVERY: Duration = Duration::from_secs(3);
 /// After SIGKILL, look again this often for processes that arrived without
 /// a SIGCHLD telling us (a grandchild adopted on its parent's death).
 const REKILL_EVERY: Duration = Duration::from_secs(1);
+
 struct MainCommand {
     pid: Pid,
     since: Instant,
