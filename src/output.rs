@@ -39,14 +39,16 @@ impl LineBuffer {
             return;
         }
         self.partial.extend_from_slice(chunk);
-        // A line that outgrows the limit is logged in full pieces now, so
-        // that a program printing without newlines costs bounded memory.
-        if self.partial.len() >= MAX_LINE {
-            let whole = self.partial.len() / MAX_LINE * MAX_LINE;
-            if let Some(head) = self.partial.get(..whole) {
-                emit_pieces(head, emit);
+        // A line that outgrows the limit is logged in pieces now, so that a
+        // program printing without newlines costs bounded memory. Only
+        // while more than a piece is held: where the next piece starts
+        // must be seen to cut between characters.
+        while self.partial.len() > MAX_LINE {
+            let n = piece_len(&self.partial);
+            if let Some(piece) = self.partial.get(..n) {
+                emit(piece);
             }
-            self.partial.drain(..whole);
+            self.partial.drain(..n);
         }
     }
 
@@ -62,8 +64,8 @@ impl LineBuffer {
 }
 
 /// The first newline. Through std's `BufRead` on a slice, which searches
-/// with the C library's memchr, a word or a vector at a time: several
-/// times faster than a byte loop on long output.
+/// with std's memchr, a word at a time: several times faster than a byte
+/// loop on long output.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     let mut reader = bytes;
     match reader.skip_until(b'\n') {
@@ -77,9 +79,28 @@ fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
         emit(line);
         return;
     }
-    for piece in line.chunks(MAX_LINE) {
+    let mut rest = line;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at(piece_len(rest));
         emit(piece);
+        rest = tail;
     }
+}
+
+/// The length of the next piece of `bytes`: all of it up to [`MAX_LINE`];
+/// past that, cut before a UTF-8 character rather than inside one (a cut
+/// character would be logged as two U+FFFD), so up to 3 bytes shorter.
+fn piece_len(bytes: &[u8]) -> usize {
+    if bytes.len() <= MAX_LINE {
+        return bytes.len();
+    }
+    let is_continuation = |at: usize| bytes.get(at).is_some_and(|b| b & 0xc0 == 0x80);
+    let mut cut = MAX_LINE;
+    while cut > MAX_LINE - 3 && is_continuation(cut) {
+        cut -= 1;
+    }
+    // Not UTF-8 there anyway: the full piece.
+    if is_continuation(cut) { MAX_LINE } else { cut }
 }
 
 /// One read from a pipe takes at most this much, so that one chatty
@@ -222,6 +243,29 @@ mod tests {
             [MAX_LINE, MAX_LINE, 5]
         );
         assert_eq!(out.concat(), long);
+    }
+
+    #[test]
+    fn long_lines_are_cut_between_characters() {
+        // 3-byte characters: MAX_LINE is not a multiple of 3.
+        let text = "€".repeat(MAX_LINE);
+        let mut input = text.as_bytes().to_vec();
+        input.push(b'\n');
+        for chunks in [vec![&input[..]], input.chunks(1000).collect::<Vec<_>>()] {
+            let out = run(&chunks, true);
+            assert!(out.iter().all(
+                |p| p.len() <= MAX_LINE && p.len() >= MAX_LINE - 3 || p == out.last().unwrap()
+            ));
+            assert!(
+                out.iter().all(|p| std::str::from_utf8(p).is_ok()),
+                "a piece cut a character"
+            );
+            assert_eq!(out.concat(), text.as_bytes());
+        }
+        // Bytes that are no UTF-8 are cut at the limit.
+        let junk = vec![0x80u8; MAX_LINE + 10];
+        let out = run(&[&junk], true);
+        assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), [MAX_LINE, 10]);
     }
 
     #[test]
