@@ -192,6 +192,8 @@ fn a_program_that_stops_itself_is_still_stopped_within_the_grace() {
             .start();
         let ready = init.scratch.path("ready");
         wait_for(secs(10.0), "ready", || ready.exists().then_some(()));
+        // The program can run before init has written its spawn line.
+        init.wait_log("spawned: 'stopper'");
         let pid = init.spawned_pids("stopper")[0];
         if mode == Mode::Child {
             wait_for(secs(10.0), "stopped", || {
