@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 
 use crate::config::{LogConfig, LogTarget};
+use crate::logging::Level;
 use crate::messages;
 use crate::stamp;
 use crate::stderr;
@@ -150,7 +151,12 @@ impl Sink {
         if newly_full && self.file.as_ref().is_some_and(|f| !f.failing) {
             // Said in the file, which has every line; stderr has no room.
             // Written with the next lines.
-            let note = format!("{} WARN {}\n", stamp::now(), messages::STDERR_FULL);
+            let note = format!(
+                "{} {} {}\n",
+                stamp::now(),
+                Level::Warn.word(),
+                messages::STDERR_FULL
+            );
             self.pending.splice(0..0, note.bytes());
             self.line_start = note.len();
         }

@@ -121,6 +121,17 @@ pub struct Program {
     pub ended: Option<(Ended, SystemTime)>,
 }
 
+/// A running process as `status` shows it: `pid 12, uptime 0:05:12`.
+pub fn running(pid: Pid, since: Instant, now: Instant) -> String {
+    let up = now.saturating_duration_since(since).as_secs();
+    format!(
+        "pid {pid}, uptime {}:{:02}:{:02}",
+        up / 3600,
+        up / 60 % 60,
+        up % 60
+    )
+}
+
 /// The wait before the next start after `short_runs` consecutive short runs.
 pub fn backoff(short_runs: u32, max: Duration) -> Duration {
     match short_runs {
@@ -380,11 +391,7 @@ impl Program {
                 }
             },
             State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), true),
-            State::Running { pid, since } => {
-                let up = now.saturating_duration_since(since).as_secs();
-                let uptime = format!("{}:{:02}:{:02}", up / 3600, up / 60 % 60, up % 60);
-                ("RUNNING", format!("pid {pid}, uptime {uptime}"), true)
-            }
+            State::Running { pid, since } => ("RUNNING", running(pid, since, now), true),
             State::Exited => match self.ended {
                 Some((Ended::Exit { how, .. }, at)) => {
                     ("EXITED", format!("{} ({how}; expected)", when(at)), true)

@@ -13,7 +13,7 @@ use crate::config::ALL_NAME;
 use crate::control::Request;
 use crate::logging;
 use crate::messages;
-use crate::program::{AfterStop, Answer, State};
+use crate::program::{self, AfterStop, Answer, State};
 use crate::signals::{SIGCONT, SIGTERM};
 use crate::stamp;
 use crate::verbs::{self, Verb};
@@ -379,19 +379,7 @@ impl Supervisor {
         if let Some(main) = self.main.as_ref().filter(|_| wanted(MAIN_NAME)) {
             let (state, detail) = match (main.exit, main.ended_at) {
                 (Some(how), Some(at)) => ("EXITED", format!("{} ({how})", stamp::short(at))),
-                _ => {
-                    let up = now.saturating_duration_since(main.since).as_secs();
-                    (
-                        "RUNNING",
-                        format!(
-                            "pid {}, uptime {}:{:02}:{:02}",
-                            main.pid,
-                            up / 3600,
-                            up / 60 % 60,
-                            up % 60
-                        ),
-                    )
-                }
+                _ => ("RUNNING", program::running(main.pid, main.since, now)),
             };
             rows.push((MAIN_NAME.to_string(), state, detail));
         }
