@@ -14,6 +14,7 @@ use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
@@ -617,13 +618,19 @@ impl Supervisor {
 }
 
 /// The program that runs an init script: `bash SCRIPT` (`sh` where there
-/// is no bash) in the script's folder.
+/// is no bash) in the script's folder. bash is looked up once, and only
+/// when there is a script to run.
 fn init_script(name: ProgramName, script: &Path, now: Instant) -> Option<Program> {
+    static SHELL: OnceLock<CString> = OnceLock::new();
     let c_script = CString::new(script.as_os_str().as_bytes()).ok()?;
-    let shell = spawn::resolve("bash".as_ref(), None)
-        .ok()
-        .and_then(|p| CString::new(p.into_os_string().into_vec()).ok())
-        .unwrap_or_else(|| c"sh".into());
+    let shell = SHELL
+        .get_or_init(|| {
+            spawn::resolve("bash".as_ref(), None)
+                .ok()
+                .and_then(|p| CString::new(p.into_os_string().into_vec()).ok())
+                .unwrap_or_else(|| c"sh".into())
+        })
+        .clone();
     let cwd = script
         .parent()
         .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok());
