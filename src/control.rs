@@ -17,13 +17,13 @@
 
 use std::fs::DirBuilder;
 use std::io::{self, ErrorKind, Read};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFlags;
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Uid, geteuid};
 
@@ -162,14 +162,15 @@ impl Control {
         })
     }
 
-    /// The fds to wait on, and for what: the listener, then each client.
-    pub fn poll_fds(&mut self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
-        let mut fds = Vec::with_capacity(1 + self.clients.len());
+    /// Adds the fds to wait on, and for what: the listener, then each
+    /// client.
+    pub fn poll_fds<'a>(&'a mut self, fds: &mut Vec<PollFd<'a>>) {
+        let before = fds.len();
         let listen = match self.paused_until {
             Some(_) => PollFlags::empty(),
             None => PollFlags::POLLIN,
         };
-        fds.push((self.listener.as_fd(), listen));
+        fds.push(PollFd::new(self.listener.as_fd(), listen));
         for client in &self.clients {
             let events = match client.phase {
                 Phase::Reading if !client.output.is_empty() => {
@@ -180,10 +181,9 @@ impl Control {
                 // Only a hang-up, which poll reports anyway.
                 Phase::Busy => PollFlags::empty(),
             };
-            fds.push((client.stream.as_fd(), events));
+            fds.push(PollFd::new(client.stream.as_fd(), events));
         }
-        self.polled = fds.len();
-        fds
+        self.polled = fds.len() - before;
     }
 
     /// After a wait: `ready` holds, for the fds of the last `poll_fds` in
@@ -422,7 +422,10 @@ mod tests {
 
     /// One turn of a loop: what poll would say, approximated by "all".
     fn turn(control: &mut Control) -> Vec<Request> {
-        let n = control.poll_fds().len();
+        let mut fds = Vec::new();
+        control.poll_fds(&mut fds);
+        let n = fds.len();
+        drop(fds);
         control.on_ready(&vec![true; n], Instant::now())
     }
 

@@ -452,12 +452,7 @@ impl Supervisor {
         );
         self.polled_pipes = self.pipes.len();
         if let Some(control) = self.control.as_mut() {
-            fds.extend(
-                control
-                    .poll_fds()
-                    .into_iter()
-                    .map(|(fd, events)| PollFd::new(fd, events)),
-            );
+            control.poll_fds(&mut fds);
         }
         let result = poll(&mut fds, timeout);
         self.ready.clear();
