@@ -218,7 +218,7 @@ impl Control {
                 Err(e) => {
                     // EMFILE and the like: the connection waits in the
                     // backlog, and the listener rests a while.
-                    logging::warn(&messages::runtime_error("control: accept", &e));
+                    logging::warn(messages::runtime_error("control: accept", &e));
                     self.paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
@@ -244,7 +244,7 @@ impl Control {
             };
             self.next_id += 1;
             if peer.uid != geteuid().as_raw() && !Uid::from_raw(peer.uid).is_root() {
-                logging::warn(&messages::control_refused(peer.uid, peer.pid));
+                logging::warn(messages::control_refused(peer.uid, peer.pid));
                 client.finish("ERROR permission denied\n".into());
             } else if self.clients.len() >= MAX_CLIENTS {
                 client.finish("ERROR too many clients\n".into());

@@ -90,8 +90,9 @@ pub fn init(config: &LogConfig) -> bool {
     on_stderr
 }
 
-/// One line of init's own: `STAMP LEVEL message`.
-pub fn line(level: Level, message: &str) {
+/// One line of init's own: `STAMP LEVEL message`. The message is written
+/// (and the stamp read) only if the level is kept: `log!` checks first.
+pub fn line(level: Level, message: impl fmt::Display) {
     log::log!(
         level.to_log(),
         "{} {} {message}",
@@ -100,25 +101,20 @@ pub fn line(level: Level, message: &str) {
     );
 }
 
-pub fn debug(message: &str) {
+pub fn debug(message: impl fmt::Display) {
     line(Level::Debug, message);
 }
 
-pub fn info(message: &str) {
+pub fn info(message: impl fmt::Display) {
     line(Level::Info, message);
 }
 
-pub fn warn(message: &str) {
+pub fn warn(message: impl fmt::Display) {
     line(Level::Warn, message);
 }
 
-pub fn error(message: &str) {
+pub fn error(message: impl fmt::Display) {
     line(Level::Error, message);
-}
-
-/// Whether debug lines are kept (`-v`): a caller can skip building one.
-pub fn debug_enabled() -> bool {
-    log::log_enabled!(log::Level::Debug)
 }
 
 /// A line a program printed: `STAMP INFO NAME stdout: LINE`.

@@ -99,7 +99,7 @@ fn run() -> u8 {
             logging::init(&config.log);
             logging::line(
                 Level::Critical,
-                &messages::runtime_error("cannot set up signal handling", &e),
+                messages::runtime_error("cannot set up signal handling", &e),
             );
             logging::flush();
             return 1;
@@ -110,7 +110,7 @@ fn run() -> u8 {
     let launch = supervisor::launch(&mut config);
     stderr::init();
     let log_on_stderr = logging::init(&config.log);
-    logging::info(&messages::started(launch.me));
+    logging::info(messages::started(launch.me));
     supervisor::Supervisor::new(config, signals, launch, log_on_stderr).run()
 }
 

@@ -1,8 +1,15 @@
 //! Every log message's wording, in one place. Where supervisord 4 has a
 //! message for the same event, the words are its words, so that habits
 //! such as `grep 'exited: project_init_sh'` keep working.
+//!
+//! A message is a value that writes itself (`impl Display`), not a
+//! `String`: the logger formats it only after its level check, so a debug
+//! line that `-v` does not keep costs no formatting and no allocation —
+//! on hot paths such as a reap or a forwarded signal too, without a guard
+//! at each call site. Only the lines written to stderr outside the logger
+//! are built as `String`s.
 
-use std::fmt;
+use std::fmt::{self, Display};
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -15,104 +22,131 @@ use crate::signals::signal_name;
 use crate::spawn::SpawnError;
 use crate::status::ExitKind;
 
-pub fn started(pid: Pid) -> String {
-    format!(
-        "cocalc-init {} started with pid {pid}",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
-pub fn skipped(script: &Path) -> String {
-    format!("skipped: {} does not exist", script.display())
-}
-
-pub fn spawned(name: &str, pid: Pid) -> String {
-    format!("spawned: '{name}' with pid {pid}")
-}
-
-pub fn spawnerr(error: &SpawnError) -> String {
-    format!("spawnerr: {error}")
-}
-
-pub fn success(name: &str, startsecs: Seconds) -> String {
-    format!(
-        "success: {name} entered RUNNING state, process has stayed up for > than {startsecs} seconds (startsecs)"
-    )
-}
-
-pub fn exited(name: &str, how: ExitKind, expected: bool) -> String {
-    let word = if expected { "expected" } else { "not expected" };
-    format!("exited: {name} ({how}; {word})")
-}
-
-pub fn exited_main(how: ExitKind) -> String {
-    format!("exited: {MAIN_NAME} ({how})")
-}
-
-pub fn backoff(name: &str, after: Duration) -> String {
-    format!("backoff: {name} starts again in {} seconds", seconds(after))
-}
-
-pub fn stopped(name: &str, how: ExitKind) -> String {
-    format!("stopped: {name} ({how})")
-}
-
-pub fn exit_request(sig: i32) -> String {
-    format!("received {} indicating exit request", signal_name(sig))
-}
-
-pub fn waiting(names: &[&str]) -> String {
-    format!("waiting for {} to die", names.join(", "))
-}
-
-pub fn killing(name: &str, pid: Pid) -> String {
-    format!("killing '{name}' ({pid}) with SIGKILL")
-}
-
-pub fn killing_leftovers(count: usize) -> String {
-    match count {
-        1 => "killing 1 leftover process with SIGKILL".to_string(),
-        n => format!("killing {n} leftover processes with SIGKILL"),
-    }
-}
-
-pub fn reaped_unknown(pid: Pid, how: ExitKind) -> String {
-    format!("reaped unknown pid {pid} ({how})")
-}
-
-pub fn forwarded(sig: i32, targets: &[&str]) -> String {
-    if targets.is_empty() {
-        format!(
-            "received {}: no program is running to forward it to",
-            signal_name(sig)
+pub fn started(pid: Pid) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "cocalc-init {} started with pid {pid}",
+            env!("CARGO_PKG_VERSION")
         )
-    } else {
-        format!("forwarded {} to {}", signal_name(sig), targets.join(", "))
-    }
+    })
 }
 
-pub fn exiting(status: u8) -> String {
-    format!("exiting with status {status}")
+pub fn skipped(script: &Path) -> impl Display {
+    text(move |f| write!(f, "skipped: {} does not exist", script.display()))
 }
 
-pub fn runtime_error(what: &str, error: &dyn fmt::Display) -> String {
-    format!("error: {what}: {error}")
+pub fn spawned(name: &str, pid: Pid) -> impl Display {
+    text(move |f| write!(f, "spawned: '{name}' with pid {pid}"))
+}
+
+pub fn spawnerr(error: &SpawnError) -> impl Display {
+    text(move |f| write!(f, "spawnerr: {error}"))
+}
+
+pub fn success(name: &str, startsecs: Seconds) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "success: {name} entered RUNNING state, process has stayed up for > than {startsecs} seconds (startsecs)"
+        )
+    })
+}
+
+pub fn exited(name: &str, how: ExitKind, expected: bool) -> impl Display {
+    let word = if expected { "expected" } else { "not expected" };
+    text(move |f| write!(f, "exited: {name} ({how}; {word})"))
+}
+
+pub fn exited_main(how: ExitKind) -> impl Display {
+    text(move |f| write!(f, "exited: {MAIN_NAME} ({how})"))
+}
+
+pub fn backoff(name: &str, after: Duration) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "backoff: {name} starts again in {} seconds",
+            seconds(after)
+        )
+    })
+}
+
+pub fn stopped(name: &str, how: ExitKind) -> impl Display {
+    text(move |f| write!(f, "stopped: {name} ({how})"))
+}
+
+pub fn exit_request(sig: i32) -> impl Display {
+    text(move |f| write!(f, "received {} indicating exit request", signal_name(sig)))
+}
+
+pub fn waiting(names: &[&str]) -> impl Display {
+    text(move |f| write!(f, "waiting for {} to die", Joined(names.iter())))
+}
+
+pub fn killing(name: &str, pid: Pid) -> impl Display {
+    text(move |f| write!(f, "killing '{name}' ({pid}) with SIGKILL"))
+}
+
+pub fn killing_leftovers(count: usize) -> impl Display {
+    text(move |f| match count {
+        1 => f.write_str("killing 1 leftover process with SIGKILL"),
+        n => write!(f, "killing {n} leftover processes with SIGKILL"),
+    })
+}
+
+pub fn reaped_unknown(pid: Pid, how: ExitKind) -> impl Display {
+    text(move |f| write!(f, "reaped unknown pid {pid} ({how})"))
+}
+
+/// `targets`: the names of the programs the signal went to.
+pub fn forwarded<'a, I>(sig: i32, targets: I) -> impl Display
+where
+    I: Iterator<Item = &'a str> + Clone,
+{
+    text(move |f| {
+        if targets.clone().next().is_none() {
+            write!(
+                f,
+                "received {}: no program is running to forward it to",
+                signal_name(sig)
+            )
+        } else {
+            write!(
+                f,
+                "forwarded {} to {}",
+                signal_name(sig),
+                Joined(targets.clone())
+            )
+        }
+    })
+}
+
+pub fn exiting(status: u8) -> impl Display {
+    text(move |f| write!(f, "exiting with status {status}"))
+}
+
+pub fn runtime_error(what: &str, error: &dyn fmt::Display) -> impl Display {
+    text(move |f| write!(f, "error: {what}: {error}"))
 }
 
 /// A signal init could not send, for a reason other than the target
 /// being gone. `target` is kill(2)'s: a pid, -pgid, or -1.
-pub fn cannot_signal(sig: i32, target: Pid, error: &io::Error) -> String {
-    let whom = match target.as_raw() {
-        -1 => "every process".to_string(),
-        t if t < 0 => format!("process group {}", -t),
-        t => format!("pid {t}"),
-    };
-    format!("error: cannot send {} to {whom}: {error}", signal_name(sig))
+pub fn cannot_signal(sig: i32, target: Pid, error: &io::Error) -> impl Display {
+    text(move |f| {
+        write!(f, "error: cannot send {} to ", signal_name(sig))?;
+        match target.as_raw() {
+            -1 => f.write_str("every process")?,
+            t if t < 0 => write!(f, "process group {}", -t)?,
+            t => write!(f, "pid {t}")?,
+        }
+        write!(f, ": {error}")
+    })
 }
 
 /// A program's pipe that could not be read: it is closed.
-pub fn read_failed(name: &str, stream: Stream, error: &io::Error) -> String {
-    format!("error: reading the {} of {name}: {error}", stream.word())
+pub fn read_failed(name: &str, stream: Stream, error: &io::Error) -> impl Display {
+    text(move |f| write!(f, "error: reading the {} of {name}: {error}", stream.word()))
 }
 
 /// No control channel, and why.
@@ -124,13 +158,13 @@ pub fn control_unavailable(path: &Path, why: &str) -> String {
 }
 
 /// A client whose uid is neither init's nor root's.
-pub fn control_refused(uid: u32, pid: i32) -> String {
-    format!("control: refused a client with uid {uid} (pid {pid})")
+pub fn control_refused(uid: u32, pid: i32) -> impl Display {
+    text(move |f| write!(f, "control: refused a client with uid {uid} (pid {pid})"))
 }
 
 /// A request received: `control: restart sshd (pid 812, uid 0)`.
-pub fn control_request(line: &str, pid: i32, uid: u32) -> String {
-    format!("control: {line} (pid {pid}, uid {uid})")
+pub fn control_request(line: &str, pid: i32, uid: u32) -> impl Display {
+    text(move |f| write!(f, "control: {line} (pid {pid}, uid {uid})"))
 }
 
 /// The one stderr line for a main command that cannot be run.
@@ -158,8 +192,41 @@ pub fn log_writable_again(file: &Path) -> String {
 }
 
 /// Seconds in their shortest form: `1`, `0.5`.
-fn seconds(d: Duration) -> String {
-    format!("{}", d.as_secs_f64())
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// A message that writes itself when, and only when, the logger keeps it.
+struct Text<F>(F);
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> Display for Text<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+fn text<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result>(write: F) -> Text<F> {
+    Text(write)
+}
+
+/// Names joined by `, `, written without a joined copy.
+#[derive(Clone)]
+struct Joined<I>(I);
+
+impl<I> Display for Joined<I>
+where
+    I: Iterator + Clone,
+    I::Item: Display,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.0.clone().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            name.fmt(f)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -169,15 +236,15 @@ mod tests {
     #[test]
     fn start_and_end_lines() {
         assert_eq!(
-            started(Pid::from_raw(1)),
+            started(Pid::from_raw(1)).to_string(),
             format!(
                 "cocalc-init {} started with pid 1",
                 env!("CARGO_PKG_VERSION")
             )
         );
-        assert_eq!(exiting(143), "exiting with status 143");
+        assert_eq!(exiting(143).to_string(), "exiting with status 143");
         assert_eq!(
-            exited_main(ExitKind::Signal(9)),
+            exited_main(ExitKind::Signal(9)).to_string(),
             "exited: main (terminated by SIGKILL)"
         );
     }
@@ -185,51 +252,69 @@ mod tests {
     #[test]
     fn supervisord_wording() {
         assert_eq!(
-            exited("project_init_sh", ExitKind::Code(0), true),
+            exited("project_init_sh", ExitKind::Code(0), true).to_string(),
             "exited: project_init_sh (exit status 0; expected)"
         );
         assert_eq!(
-            exited("x", ExitKind::Signal(11), false),
+            exited("x", ExitKind::Signal(11), false).to_string(),
             "exited: x (terminated by SIGSEGV; not expected)"
         );
         assert_eq!(
-            exited_main(ExitKind::Code(3)),
+            exited_main(ExitKind::Code(3)).to_string(),
             "exited: main (exit status 3)"
         );
         assert_eq!(
-            success("sshd", Seconds::parse("1").unwrap()),
+            success("sshd", Seconds::parse("1").unwrap()).to_string(),
             "success: sshd entered RUNNING state, process has stayed up for > than 1 seconds (startsecs)"
         );
-        assert_eq!(exit_request(15), "received SIGTERM indicating exit request");
-        assert_eq!(waiting(&["a", "b"]), "waiting for a, b to die");
         assert_eq!(
-            killing("main", Pid::from_raw(7)),
+            exit_request(15).to_string(),
+            "received SIGTERM indicating exit request"
+        );
+        assert_eq!(waiting(&["a", "b"]).to_string(), "waiting for a, b to die");
+        assert_eq!(
+            killing("main", Pid::from_raw(7)).to_string(),
             "killing 'main' (7) with SIGKILL"
         );
         assert_eq!(
-            killing_leftovers(3),
+            killing_leftovers(3).to_string(),
             "killing 3 leftover processes with SIGKILL"
         );
-        assert_eq!(spawned("a", Pid::from_raw(9)), "spawned: 'a' with pid 9");
         assert_eq!(
-            control_request("restart sshd", 812, 0),
+            spawned("a", Pid::from_raw(9)).to_string(),
+            "spawned: 'a' with pid 9"
+        );
+        assert_eq!(
+            forwarded(10, ["sshd", "main"].into_iter()).to_string(),
+            "forwarded SIGUSR1 to sshd, main"
+        );
+        assert_eq!(
+            forwarded(1, [].into_iter()).to_string(),
+            "received SIGHUP: no program is running to forward it to"
+        );
+        assert_eq!(
+            reaped_unknown(Pid::from_raw(42), ExitKind::Code(0)).to_string(),
+            "reaped unknown pid 42 (exit status 0)"
+        );
+        assert_eq!(
+            control_request("restart sshd", 812, 0).to_string(),
             "control: restart sshd (pid 812, uid 0)"
         );
         let eperm = io::Error::from_raw_os_error(1);
         assert_eq!(
-            cannot_signal(15, Pid::from_raw(-7), &eperm),
+            cannot_signal(15, Pid::from_raw(-7), &eperm).to_string(),
             "error: cannot send SIGTERM to process group 7: Operation not permitted (os error 1)"
         );
         assert_eq!(
-            cannot_signal(9, Pid::from_raw(-1), &eperm),
+            cannot_signal(9, Pid::from_raw(-1), &eperm).to_string(),
             "error: cannot send SIGKILL to every process: Operation not permitted (os error 1)"
         );
         assert_eq!(
-            backoff("a", Duration::from_millis(500)),
+            backoff("a", Duration::from_millis(500)).to_string(),
             "backoff: a starts again in 0.5 seconds"
         );
         assert_eq!(
-            backoff("a", Duration::from_secs(4)),
+            backoff("a", Duration::from_secs(4)).to_string(),
             "backoff: a starts again in 4 seconds"
         );
     }

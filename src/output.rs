@@ -170,7 +170,7 @@ impl Pipe {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // The pipe is dropped after this, so this is said once.
-                    logging::error(&messages::read_failed(&self.name, self.stream, &e));
+                    logging::error(messages::read_failed(&self.name, self.stream, &e));
                     self.finish();
                     return PipeRead::Closed;
                 }

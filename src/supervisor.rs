@@ -175,7 +175,7 @@ impl Supervisor {
                 }
                 ProgramKind::InitScript(script) => {
                     if !script.exists() {
-                        logging::info(&messages::skipped(&script));
+                        logging::info(messages::skipped(&script));
                         skipped.push((spec.name, script));
                         continue;
                     }
@@ -218,13 +218,13 @@ impl Supervisor {
     /// Runs until shutdown is complete; returns init's exit status.
     pub fn run(mut self) -> u8 {
         if let Some(e) = self.subreaper_error.take() {
-            logging::error(&messages::runtime_error(
+            logging::error(messages::runtime_error(
                 "cannot become a child subreaper",
                 &std::io::Error::from(e),
             ));
         }
         if let Some(status) = self.start_main() {
-            logging::info(&messages::exiting(status));
+            logging::info(messages::exiting(status));
             logging::flush();
             return status;
         }
@@ -274,7 +274,7 @@ impl Supervisor {
             }) => how.shell_status(),
             _ => u8::from(self.killed_any),
         };
-        logging::info(&messages::exiting(status));
+        logging::info(messages::exiting(status));
         logging::flush();
         status
     }
@@ -295,7 +295,7 @@ impl Supervisor {
             match signals::classify(received.signal) {
                 Action::Reap => reap = true,
                 Action::Shutdown(sig) if self.phase.is_supervising() => {
-                    logging::warn(&messages::exit_request(sig));
+                    logging::warn(messages::exit_request(sig));
                     self.begin_shutdown(sig, now);
                 }
                 Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
@@ -311,7 +311,7 @@ impl Supervisor {
     fn start_main(&mut self) -> Option<u8> {
         match self.main_start.take()? {
             Ok(child) => {
-                logging::info(&messages::spawned(MAIN_NAME, child.pid));
+                logging::info(messages::spawned(MAIN_NAME, child.pid));
                 self.main = Some(MainCommand {
                     pid: child.pid,
                     since: Instant::now(),
@@ -322,7 +322,7 @@ impl Supervisor {
                 None
             }
             Err(e) => {
-                logging::error(&messages::spawnerr(&e));
+                logging::error(messages::spawnerr(&e));
                 if !self.log_on_stderr {
                     stderr::write(messages::main_cannot_run(&e).as_bytes());
                 }
@@ -337,7 +337,7 @@ impl Supervisor {
         }
         for (i, program) in self.programs.iter_mut().enumerate() {
             if program.confirm(now, &self.policy) {
-                logging::info(&messages::success(
+                logging::info(messages::success(
                     program.name.as_str(),
                     self.policy.startsecs,
                 ));
@@ -354,7 +354,7 @@ impl Supervisor {
                 Ok(child) => {
                     program.started(child.pid, now);
                     self.have_children = true;
-                    logging::info(&messages::spawned(program.name.as_str(), child.pid));
+                    logging::info(messages::spawned(program.name.as_str(), child.pid));
                     for (file, stream) in [
                         (child.stdout, Stream::Stdout),
                         (child.stderr, Stream::Stderr),
@@ -366,16 +366,16 @@ impl Supervisor {
                     }
                     // startsecs 0: confirmed at once.
                     if program.confirm(now, &self.policy) {
-                        logging::info(&messages::success(
+                        logging::info(messages::success(
                             program.name.as_str(),
                             self.policy.startsecs,
                         ));
                     }
                 }
                 Err(e) => {
-                    logging::warn(&messages::spawnerr(&e));
+                    logging::warn(messages::spawnerr(&e));
                     let after = program.spawn_failed(now, SystemTime::now(), &self.policy);
-                    logging::info(&messages::backoff(program.name.as_str(), after));
+                    logging::info(messages::backoff(program.name.as_str(), after));
                 }
             }
         }
@@ -479,7 +479,7 @@ impl Supervisor {
     fn wait_failed(&mut self, what: &str, e: Errno) {
         if !self.wait_failing {
             self.wait_failing = true;
-            logging::error(&messages::runtime_error(what, &std::io::Error::from(e)));
+            logging::error(messages::runtime_error(what, &std::io::Error::from(e)));
         }
     }
 
@@ -502,10 +502,7 @@ impl Supervisor {
                     break;
                 }
                 Reaped::Failed(e) => {
-                    logging::error(&messages::runtime_error(
-                        "waitpid",
-                        &std::io::Error::from(e),
-                    ));
+                    logging::error(messages::runtime_error("waitpid", &std::io::Error::from(e)));
                     break;
                 }
             }
@@ -525,14 +522,14 @@ impl Supervisor {
         {
             main.exit = Some(how);
             main.ended_at = Some(SystemTime::now());
-            logging::info(&messages::exited_main(how));
+            logging::info(messages::exited_main(how));
             if self.phase.is_supervising() {
                 self.begin_shutdown(signals::SIGTERM, now);
             }
             return;
         }
         let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) else {
-            logging::debug(&messages::reaped_unknown(pid, how));
+            logging::debug(messages::reaped_unknown(pid, how));
             return;
         };
         // What the program wrote before it died goes above its exit line.
@@ -552,11 +549,11 @@ impl Supervisor {
         let outcome = program.exited(how, now, SystemTime::now(), &self.policy);
         let name = program.name.as_str();
         match outcome {
-            Some(Exit::Expected) => logging::info(&messages::exited(name, how, true)),
+            Some(Exit::Expected) => logging::info(messages::exited(name, how, true)),
             Some(Exit::Unexpected { after }) => {
-                logging::warn(&messages::exited(name, how, false));
+                logging::warn(messages::exited(name, how, false));
                 if !after.is_zero() {
-                    logging::info(&messages::backoff(name, after));
+                    logging::info(messages::backoff(name, after));
                 }
             }
             Some(Exit::Stopped) => {
@@ -565,9 +562,9 @@ impl Supervisor {
                     ExitKind::Signal(sig) => sig == stop_signal,
                 };
                 let level = if clean { Level::Info } else { Level::Warn };
-                logging::line(level, &messages::stopped(name, how));
+                logging::line(level, messages::stopped(name, how));
             }
-            None => logging::debug(&messages::reaped_unknown(pid, how)),
+            None => logging::debug(messages::reaped_unknown(pid, how)),
         }
     }
 
@@ -583,10 +580,10 @@ impl Supervisor {
         if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
             targets.push((main.pid, MAIN_NAME));
         }
-        let names: Vec<&str> = targets.iter().map(|&(_, name)| name).collect();
-        if logging::debug_enabled() {
-            logging::debug(&messages::forwarded(sig, &names));
-        }
+        logging::debug(messages::forwarded(
+            sig,
+            targets.iter().map(|&(_, name)| name),
+        ));
         let kills: Vec<Kill> = targets
             .iter()
             .map(|&(pid, _)| Kill {
@@ -605,7 +602,7 @@ impl Supervisor {
             Err(e) => {
                 if !self.refused.contains(&target) {
                     self.refused.push(target);
-                    logging::warn(&messages::cannot_signal(sig, target, &e.into()));
+                    logging::warn(messages::cannot_signal(sig, target, &e.into()));
                 }
             }
         }

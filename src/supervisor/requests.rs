@@ -64,7 +64,7 @@ impl Supervisor {
         let command = match verbs::parse(&words) {
             Ok(command) => command,
             Err(e) => {
-                logging::debug(&messages::control_request(
+                logging::debug(messages::control_request(
                     &request.line,
                     request.peer.pid,
                     request.peer.uid,
@@ -373,7 +373,11 @@ impl Supervisor {
         }
         for (name, path) in &self.skipped {
             if wanted(name.as_str()) {
-                rows.push((name.to_string(), "EXITED", messages::skipped(path)));
+                rows.push((
+                    name.to_string(),
+                    "EXITED",
+                    messages::skipped(path).to_string(),
+                ));
             }
         }
         if let Some(main) = self.main.as_ref().filter(|_| wanted(MAIN_NAME)) {

@@ -214,7 +214,7 @@ impl Supervisor {
                 .filter(|pid| !self.is_known(*pid))
                 .collect(),
             Err(e) => {
-                logging::error(&messages::runtime_error("cannot read /proc", &e));
+                logging::error(messages::runtime_error("cannot read /proc", &e));
                 Vec::new()
             }
         }
@@ -240,7 +240,7 @@ impl Supervisor {
             names.push(MAIN_NAME);
         }
         if !names.is_empty() {
-            logging::info(&messages::waiting(&names));
+            logging::info(messages::waiting(&names));
         }
     }
 
@@ -249,7 +249,7 @@ impl Supervisor {
         let mut kills = Vec::new();
         for program in &mut self.programs {
             if let Some(pid) = program.kill_due(now) {
-                logging::warn(&messages::killing(program.name.as_str(), pid));
+                logging::warn(messages::killing(program.name.as_str(), pid));
                 kills.push(Kill {
                     target: Target::Group(pid),
                     signal: SIGKILL,
@@ -263,17 +263,17 @@ impl Supervisor {
     pub(super) fn kill_all(&mut self) {
         for program in &self.programs {
             if let State::Stopping { pid, .. } = program.state {
-                logging::warn(&messages::killing(program.name.as_str(), pid));
+                logging::warn(messages::killing(program.name.as_str(), pid));
                 self.killed_any = true;
             }
         }
         if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
-            logging::warn(&messages::killing(MAIN_NAME, main.pid));
+            logging::warn(messages::killing(MAIN_NAME, main.pid));
             self.killed_any = true;
         }
         let leftovers = self.unknown_children();
         if !leftovers.is_empty() {
-            logging::warn(&messages::killing_leftovers(leftovers.len()));
+            logging::warn(messages::killing_leftovers(leftovers.len()));
             self.killed_any = true;
         }
         self.rekill();
