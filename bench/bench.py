@@ -183,6 +183,42 @@ def reaping():
     section(f"zombie burst: {n} children, ms start to end", ["init", "ms", "ratio"], rows)
 
 
+# 3c. instructions per reaped orphan -------------------------------------
+ORPHANS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "orphans.pl")
+# Not PID 1 (valgrind runs the init itself): each init is a child
+# subreaper, tini with -s, so that the orphans come to it.
+REAPERS = {
+    "cocalc-init": INITS["cocalc-init"],
+    "catatonit": INITS["catatonit"],
+    "tini -s": ["tini", "-s", "--"],
+}
+
+
+def orphans():
+    """callgrind's count of the init's instructions for `INIT -- perl
+    orphans.pl N` at two sizes: the difference over the difference in
+    orphans is the cost of one reap, with start-up and exit taken out.
+    orphans.pl stops the init while the orphans end, so each init reaps
+    them all at one wake-up and the count repeats exactly run to run."""
+    small, large = 200, 2000
+    counts = {}
+    for name, argv in REAPERS.items():
+        for n in (small, large):
+            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+                                 + argv + ["perl", ORPHANS, str(n)], capture_output=True, text=True)
+            found = re.search(r"Collected : (\d+)", out.stderr)
+            counts[(name, n)] = int(found.group(1)) if found else None
+    per = {name: (counts[(name, large)] - counts[(name, small)]) / (large - small)
+           for name in REAPERS if counts[(name, large)] and counts[(name, small)]}
+    rows = []
+    for name in REAPERS:
+        ratio = f"{per[name] / per['catatonit']:.2f}" if name in per and per.get("catatonit") else "?"
+        rows.append([name, counts[(name, small)], counts[(name, large)],
+                     f"{per[name]:.1f}" if name in per else "?", ratio])
+    section(f"orphan reaping: callgrind instructions, INIT -- perl orphans.pl N (N orphans)",
+            ["init", f"N = {small}", f"N = {large}", "per reap", "vs catatonit"], rows)
+
+
 # 4. signal forwarding latency --------------------------------------------
 ACK = r"""
 import os, signal, sys
@@ -360,20 +396,52 @@ def size():
     section("binary size", ["binary", "bytes", "linkage"], rows)
 
 
+def render(title, header, rows):
+    text = f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
+    return text + "".join(f"| {' | '.join(str(c) for c in r)} |\n" for r in rows)
+
+
+def key(heading):
+    """A section's name, without the figures its title carries."""
+    return heading.split(":")[0]
+
+
 def main():
-    only = sys.argv[2:] or ["start_exit", "idle", "reaping", "forwarding", "restart", "control", "capture", "size"]
+    every = ["start_exit", "idle", "reaping", "orphans", "forwarding", "restart", "control", "capture", "size"]
+    only = sys.argv[2:] or every
     for name in only:
         globals()[name]()
-    with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "w") as f:
-        f.write("# Benchmark results\n\n")
-        f.write(f"Made by `bash bench/run.sh{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}`"
-                f"{' with QUICK=1' if QUICK else ''} on {time.strftime('%Y-%m-%d')}: "
-                f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}. "
-                "Every init runs as PID 1 of a fresh PID namespace; figures are medians of one interleaved run.\n")
-        for title, header, rows in results:
-            f.write(f"\n## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n")
-            for r in rows:
-                f.write(f"| {' | '.join(str(c) for c in r)} |\n")
+    path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+    head = (f"Made by `bash bench/run.sh{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}`"
+            f"{' with QUICK=1' if QUICK else ''} on {time.strftime('%Y-%m-%d')}: "
+            f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}. "
+            "Every init runs as PID 1 of a fresh PID namespace (the orphan count: as a child "
+            "subreaper under valgrind); figures are medians of one interleaved run.\n")
+    # The hand-written notes, and with a subset of scenarios the sections
+    # not run this time, are kept.
+    kept, notes = {}, ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        parts = old.split("\n## ")
+        for part in parts[1:]:
+            heading = part.split("\n", 1)[0]
+            if heading.startswith("Notes"):
+                notes = "## " + part
+            else:
+                kept[key(heading)] = "## " + part.rstrip("\n") + "\n"
+        if sys.argv[2:]:
+            made = [line for line in parts[0].splitlines() if line.startswith("Made by")]
+            head = made[0] + "\n" if made else head
+            head = f"Sections updated by `bash bench/run.sh {' '.join(sys.argv[2:])}` on {time.strftime('%Y-%m-%d')}; the others are of the run named here.\n" + head
+    for title, header, rows in results:
+        kept[key(title)] = render(title, header, rows)
+    with open(path, "w") as f:
+        f.write("# Benchmark results\n\n" + head)
+        for text in kept.values():
+            f.write("\n" + text)
+        if notes:
+            f.write("\n" + notes.rstrip("\n") + "\n")
 
 
 main()
