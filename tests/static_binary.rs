@@ -11,30 +11,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::*;
-
-const BUSYBOX: &str = "/bin/busybox";
-
-/// Builds the static binary into its own target folder, so that the build
-/// does not wait on the lock of the one running these tests.
-fn build_static() -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let target = PathBuf::from(root).join("target/static-test");
-    let ok = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .arg("static")
-        .env("CARGO_TARGET_DIR", &target)
-        .env("CARGO_TERM_QUIET", "true")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cargo static failed");
-    target.join("x86_64-unknown-linux-gnu/release/cocalc-init")
-}
 
 #[test]
 fn the_static_binary_supervises_in_a_root_with_no_libc() {

@@ -485,3 +485,24 @@ pub fn secs(s: f64) -> Duration {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// The static busybox that the no-libc roots hold.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Builds the static binary (`cargo static`) into its own target folder,
+/// so that the build does not wait on the lock of the one running these
+/// tests; the tests that need it share it.
+pub fn build_static() -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target = PathBuf::from(root).join("target/static-test");
+    let ok = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .arg("static")
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TERM_QUIET", "true")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cargo static failed");
+    target.join("x86_64-unknown-linux-gnu/release/cocalc-init")
+}
