@@ -20,6 +20,7 @@ use crate::config::{
     ProgramSpec, Seconds,
 };
 use crate::messages;
+use crate::settings::{self, Key, Settings};
 use crate::shellwords;
 use crate::spawn;
 
@@ -36,6 +37,7 @@ pub const MAX_LOG_BACKUPS: u32 = 1000;
 // Option names, kept in one place: getopts panics on a name it was not
 // given, and a test reads every one of them.
 const PROGRAM: &str = "program";
+const OPTION: &str = "option";
 const INIT_SCRIPT: &str = "init-script";
 const EXITCODES: &str = "exitcodes";
 const STARTSECS: &str = "startsecs";
@@ -121,6 +123,13 @@ const TABLE: &[(&str, &str, &str, Takes, &str)] = &[
         "PATH",
         Takes::Values,
         "run `bash PATH` if PATH exists (repeatable)",
+    ),
+    (
+        "o",
+        OPTION,
+        "NAME.KEY=VAL",
+        Takes::Values,
+        "a program's own setting (repeatable; keys below)",
     ),
     (
         "x",
@@ -241,6 +250,11 @@ pub fn help_text() -> String {
         }
         out.push_str(&format!(
             "  {:<28}main command: init exits with its status\n\n\
+             Keys of -o, supervisord's names: exitcodes, startsecs, startretries,\n\
+             autorestart, autostart, stopsignal, stopwaitsecs, directory, environment,\n\
+             user, essential (main takes directory, environment, user, stopsignal).\n\n\
+             Inside the container: cocalc-init status|start|stop|restart [NAME...|all]\n\
+             \x20                     cocalc-init signal SIG NAME...|all   [--control PATH]\n\n\
              See 'man cocalc-init' for details.\n",
             "-- COMMAND [ARG]..."
         ));
@@ -293,19 +307,34 @@ fn fail_message(fail: Fail) -> String {
 
 /// What `--check` finds would fail at the start, one line a problem, in
 /// the words a start would log: every program's and the main command's
-/// command, and each init script that exists but cannot be read (a
-/// missing one is fine: they are optional).
+/// working folder and command, and each init script that exists but
+/// cannot be read (a missing one is fine: they are optional). Users were
+/// looked up when the options were read.
 pub fn problems(config: &Config) -> Vec<String> {
     let mut found = Vec::new();
+    let check = |name: &str, command: Option<&std::ffi::OsStr>, dir: Option<&Path>| {
+        let result = match dir {
+            Some(dir) => spawn::check_folder(dir),
+            None => Ok(()),
+        }
+        .and_then(|()| command.map_or(Ok(()), |c| spawn::preflight(c, dir)));
+        result
+            .err()
+            .map(|e| format!("{name}: {}", messages::spawnerr(&e)))
+    };
     for program in &config.programs {
+        let dir = program.settings.directory.as_deref();
         match &program.kind {
             ProgramKind::Command(words) => {
-                if let Some(Err(e)) = words.first().map(|w| spawn::preflight(w.as_ref())) {
-                    found.push(format!("{}: {}", program.name, messages::spawnerr(&e)));
-                }
+                found.extend(check(
+                    program.name.as_str(),
+                    words.first().map(std::ffi::OsStr::new),
+                    dir,
+                ));
             }
             ProgramKind::InitScript(script) => {
                 if script.exists() {
+                    found.extend(check(program.name.as_str(), None, dir));
                     if let Err(e) = std::fs::File::open(script) {
                         found.push(format!(
                             "{}: cannot read {}: {e}",
@@ -317,13 +346,12 @@ pub fn problems(config: &Config) -> Vec<String> {
             }
         }
     }
-    if let Some(Err(e)) = config
-        .main
-        .as_ref()
-        .and_then(|m| m.first())
-        .map(|w| spawn::preflight(std::ffi::OsStr::from_bytes(w.as_bytes())))
-    {
-        found.push(format!("{MAIN_NAME}: {}", messages::spawnerr(&e)));
+    if let Some(word) = config.main.as_ref().and_then(|m| m.first()) {
+        found.extend(check(
+            MAIN_NAME,
+            Some(std::ffi::OsStr::from_bytes(word.as_bytes())),
+            config.main_settings.directory.as_deref(),
+        ));
     }
     found
 }
@@ -331,6 +359,12 @@ pub fn problems(config: &Config) -> Vec<String> {
 /// What `--check` prints: the configuration as init understood it.
 pub fn describe(config: &Config) -> String {
     let mut out = String::new();
+    let defaults = Settings::defaults(&config.policy);
+    let settings = |out: &mut String, settings: &Settings| {
+        for line in settings.differences(&defaults) {
+            out.push_str(&format!("  {line}\n"));
+        }
+    };
     for program in &config.programs {
         match &program.kind {
             ProgramKind::Command(words) => {
@@ -342,6 +376,7 @@ pub fn describe(config: &Config) -> String {
             }
             ProgramKind::InitScript(script) => {
                 let folder = script.parent().unwrap_or(Path::new("/"));
+                let folder = program.settings.directory.as_deref().unwrap_or(folder);
                 out.push_str(&format!(
                     "init script {}: bash {} (in {}, if it exists at start)\n",
                     program.name,
@@ -350,6 +385,7 @@ pub fn describe(config: &Config) -> String {
                 ));
             }
         }
+        settings(&mut out, &program.settings);
     }
     if let Some(main) = &config.main {
         let words: Vec<String> = main
@@ -360,6 +396,7 @@ pub fn describe(config: &Config) -> String {
             "main: {}\n",
             quote_words(words.iter().map(String::as_str))
         ));
+        settings(&mut out, &config.main_settings);
     }
     let p = &config.policy;
     out.push_str(&format!(
@@ -444,6 +481,22 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         )));
     }
 
+    // Every value is checked before asking whether there is anything to
+    // run: `-g abc` is first of all a bad grace. The global flags come
+    // first: they are the defaults of every program's settings.
+    let policy = Policy {
+        exitcodes: match m.opt_str(EXITCODES) {
+            Some(list) => {
+                ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
+            }
+            None => ExitCodes::default(),
+        },
+        startsecs: seconds(&m, STARTSECS, DEFAULT_STARTSECS)?,
+        backoff_max: seconds(&m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
+        grace: seconds(&m, GRACE, DEFAULT_GRACE)?,
+    };
+    let defaults = Settings::defaults(&policy);
+
     // -p and -i together, in command-line order.
     let mut given: Vec<(usize, &str, String)> = m
         .opt_strs_pos(PROGRAM)
@@ -459,9 +512,9 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     let mut programs: Vec<ProgramSpec> = Vec::with_capacity(given.len());
     for (_, option, value) in &given {
         let spec = if *option == PROGRAM {
-            parse_program(value)?
+            parse_program(value, &defaults)?
         } else {
-            parse_init_script(value, cwd)?
+            parse_init_script(value, cwd, &defaults)?
         };
         if programs.iter().any(|p| p.name == spec.name) {
             return Err(usage(format!(
@@ -471,20 +524,12 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         }
         programs.push(spec);
     }
+    let mut main_settings = defaults.clone();
+    let mut given_keys: Vec<(String, Key)> = Vec::new();
+    for value in m.opt_strs(OPTION) {
+        apply_option(&value, &mut programs, &mut main_settings, &mut given_keys)?;
+    }
 
-    // Every value is checked before asking whether there is anything to
-    // run: `-g abc` is first of all a bad grace.
-    let policy = Policy {
-        exitcodes: match m.opt_str(EXITCODES) {
-            Some(list) => {
-                ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
-            }
-            None => ExitCodes::default(),
-        },
-        startsecs: seconds(&m, STARTSECS, DEFAULT_STARTSECS)?,
-        backoff_max: seconds(&m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
-        grace: seconds(&m, GRACE, DEFAULT_GRACE)?,
-    };
     let target = match m.opt_str(LOG).as_deref() {
         // /dev/stderr is a link, which the log never follows: it means `-`.
         Some("-" | "/dev/stderr" | "/dev/fd/2") => LogTarget::Stderr,
@@ -541,6 +586,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     let config = Box::new(Config {
         programs,
         main,
+        main_settings,
         policy,
         log,
         control,
@@ -552,7 +598,55 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     })
 }
 
-fn parse_program(value: &str) -> Result<ProgramSpec, UsageError> {
+/// One `-o NAME.KEY=VALUE`, laid over the settings of the program (or
+/// main command) it names. `given`: the keys set so far, for "given twice".
+fn apply_option(
+    value: &str,
+    programs: &mut [ProgramSpec],
+    main_settings: &mut Settings,
+    given: &mut Vec<(String, Key)>,
+) -> Result<(), UsageError> {
+    let bad = |why: &str| usage(format!("--option '{value}': {why}"));
+    if value.chars().any(char::is_control) {
+        return Err(bad("a control character is not allowed"));
+    }
+    let (name, key, text) = settings::split(value).map_err(|e| bad(&e))?;
+    let target = if name == MAIN_NAME {
+        if !key.applies_to_main() {
+            return Err(bad(&format!(
+                "the main command takes only directory, environment, user and stopsignal: \
+                 its end ends init, so {} does not apply",
+                key.name()
+            )));
+        }
+        main_settings
+    } else {
+        match programs.iter_mut().find(|p| p.name.as_str() == name) {
+            Some(program) => &mut program.settings,
+            None => {
+                return Err(bad(&format!(
+                    "no program is named '{name}' (programs are named by -p NAME=… and -i PATH)"
+                )));
+            }
+        }
+    };
+    if !key.repeats() && given.iter().any(|(n, k)| n == name && *k == key) {
+        return Err(bad(&format!("{} is given twice for {name}", key.name())));
+    }
+    given.push((name.to_string(), key));
+    settings::apply(target, key, text).map_err(|e| bad(&e))?;
+    if let Some(account) = target.user.as_ref().filter(|_| key == Key::User) {
+        let me = nix::unistd::Uid::effective();
+        if account.is_other_than_init() && !me.is_root() {
+            return Err(bad(&format!(
+                "init runs as uid {me}, not as root: it cannot start a program as another user"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn parse_program(value: &str, defaults: &Settings) -> Result<ProgramSpec, UsageError> {
     let Some((name, command)) = value.split_once('=') else {
         return Err(usage(format!("--program '{value}': expected NAME=COMMAND")));
     };
@@ -565,10 +659,15 @@ fn parse_program(value: &str) -> Result<ProgramSpec, UsageError> {
     Ok(ProgramSpec {
         name,
         kind: ProgramKind::Command(words),
+        settings: defaults.clone(),
     })
 }
 
-fn parse_init_script(value: &str, cwd: &Path) -> Result<ProgramSpec, UsageError> {
+fn parse_init_script(
+    value: &str,
+    cwd: &Path,
+    defaults: &Settings,
+) -> Result<ProgramSpec, UsageError> {
     if value.is_empty() {
         return Err(usage("--init-script: the PATH is empty"));
     }
@@ -579,6 +678,7 @@ fn parse_init_script(value: &str, cwd: &Path) -> Result<ProgramSpec, UsageError>
     Ok(ProgramSpec {
         name: ProgramName::for_script(file_name),
         kind: ProgramKind::InitScript(script),
+        settings: defaults.clone(),
     })
 }
 
@@ -746,6 +846,7 @@ mod tests {
     fn every_option_name_is_in_the_table() {
         let names = [
             PROGRAM,
+            OPTION,
             INIT_SCRIPT,
             EXITCODES,
             STARTSECS,

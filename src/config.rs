@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::settings::Settings;
+
 /// The name of the main command in log lines, and so a name no `-p` may take.
 pub const MAIN_NAME: &str = "main";
 /// What the control verbs take for every program: no program's name.
@@ -164,10 +166,12 @@ pub enum ProgramKind {
     InitScript(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProgramSpec {
     pub name: ProgramName,
     pub kind: ProgramKind,
+    /// The global flags' values with its own `-o` keys over them.
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +224,8 @@ pub struct LogConfig {
     pub level: LogLevel,
 }
 
-/// Supervision policy shared by every program.
+/// The global flags: what every program has unless its own `-o` keys say
+/// otherwise (`backoff_max` is everyone's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub exitcodes: ExitCodes,
@@ -235,6 +240,9 @@ pub struct Config {
     pub programs: Vec<ProgramSpec>,
     /// The command after `--`, kept as the OS gave it (need not be UTF-8).
     pub main: Option<Vec<CString>>,
+    /// The main command's `-o main.KEY` settings (directory, environment,
+    /// user, stopsignal).
+    pub main_settings: Settings,
     pub policy: Policy,
     pub log: LogConfig,
     /// The control socket, if any.

@@ -20,6 +20,7 @@ mod messages;
 mod output;
 mod procs;
 mod program;
+mod settings;
 mod shellwords;
 mod signals;
 mod spawn;
@@ -27,6 +28,7 @@ mod stamp;
 mod status;
 mod stderr;
 mod supervisor;
+mod user;
 mod verbs;
 
 use std::ffi::OsString;

@@ -72,6 +72,29 @@ pub fn backoff(name: &str, after: Duration) -> impl Display {
     })
 }
 
+/// supervisord's words when `startretries` are used up.
+pub fn gave_up(name: &str) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "gave up: {name} entered FATAL state, too many start retries too quickly"
+        )
+    })
+}
+
+/// An essential program is down for good: init stops everything.
+pub fn essential_down(name: &str, fatal: bool, how: Option<ExitKind>) -> impl Display {
+    text(move |f| {
+        write!(f, "essential: {name} is down for good (")?;
+        match (fatal, how) {
+            (true, _) => f.write_str("FATAL")?,
+            (false, Some(how)) => write!(f, "{how}; not restarted")?,
+            (false, None) => f.write_str("not restarted")?,
+        }
+        f.write_str("): stopping everything")
+    })
+}
+
 pub fn stopped(name: &str, how: ExitKind) -> impl Display {
     text(move |f| write!(f, "stopped: {name} ({how})"))
 }
@@ -291,6 +314,18 @@ mod tests {
         assert_eq!(
             forwarded(1, [].into_iter()).to_string(),
             "received SIGHUP: no program is running to forward it to"
+        );
+        assert_eq!(
+            gave_up("web").to_string(),
+            "gave up: web entered FATAL state, too many start retries too quickly"
+        );
+        assert_eq!(
+            essential_down("db", false, Some(ExitKind::Code(3))).to_string(),
+            "essential: db is down for good (exit status 3; not restarted): stopping everything"
+        );
+        assert_eq!(
+            essential_down("db", true, None).to_string(),
+            "essential: db is down for good (FATAL): stopping everything"
         );
         assert_eq!(
             reaped_unknown(Pid::from_raw(42), ExitKind::Code(0)).to_string(),

@@ -3,20 +3,25 @@
 //! effects (spawn, kill, log) that the returned values call for.
 //!
 //! ```text
+//!   NotStarted (autostart=false) ──start──▶ Waiting
 //!   Waiting ──due──▶ Starting ──startsecs──▶ Running
 //!      ▲  ▲             │                       │
 //!      │  └─spawnerr────┘ (spawn failed)        │
-//!      └──── unexpected exit ◀──────────────────┤
-//!            expected exit ──▶ Exited           │
+//!      └──── exit that autorestart restarts ◀───┤
+//!            exit it does not restart ──▶ Exited
+//!            too many failed starts in a row ──▶ Fatal ──start──▶ Waiting
 //!   stop request: Starting/Running ──▶ Stopping ──exit──▶ Held
 //!                 Waiting/Exited ──▶ Held;  restart: … Stopping ──exit──▶ Waiting
-//!   start request: Waiting/Exited/Held ──▶ Waiting (due now, backoff reset)
-//!   shutdown: Waiting/Held ──▶ Done;  Starting/Running ──▶ Stopping ──exit──▶ Done
+//!   start request: Waiting/Exited/Held/Fatal ──▶ Waiting (due now, backoff reset)
+//!   shutdown: Waiting/Held/… ──▶ Done;  Starting/Running ──▶ Stopping ──exit──▶ Done
 //! ```
 //!
-//! Backoff: a run that lasted at least `startsecs` is restarted at once;
-//! every consecutive shorter run (or failed spawn) doubles the wait, from
-//! 1 s, capped at `backoff_max`. It never gives up.
+//! What an exit leads to is the program's `autorestart`: by default an
+//! expected code stays down and anything else is restarted. Backoff: a
+//! run that lasted at least `startsecs` is restarted at once; every
+//! consecutive shorter run (or failed spawn) is a failed start and doubles
+//! the wait, from 1 s, capped at `backoff_max`. Without `startretries` it
+//! never gives up; with N, the N+1st failed start in a row is FATAL.
 
 use std::ffi::CString;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,23 +29,28 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::unistd::Pid;
 
 use crate::config::{Policy, ProgramName};
+use crate::settings::{AutoRestart, Settings};
 use crate::status::ExitKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// `autostart=false`: not started until asked to.
+    NotStarted,
     /// To be started at `at`.
     Waiting { at: Instant },
     /// Running, not yet past `startsecs`.
     Starting { pid: Pid, since: Instant },
     /// Running past `startsecs`.
     Running { pid: Pid, since: Instant },
-    /// Exited with an expected code: stays down.
+    /// Exited, and its `autorestart` does not start it again: stays down.
     Exited,
+    /// Gave up after `startretries`: stays down until started by request.
+    Fatal,
     /// Stopped by request at `at` (wall clock): stays down until started
     /// by request.
     Held { at: SystemTime },
-    /// Sent its stop signal; waiting for it to exit. `kill_at`: when a
-    /// stop by request turns to SIGKILL (a shutdown has its own grace).
+    /// Sent its stop signal; waiting for it to exit. `kill_at`: when the
+    /// stop turns to SIGKILL (None once it has).
     Stopping {
         pid: Pid,
         after: AfterStop,
@@ -61,12 +71,23 @@ pub enum AfterStop {
 /// What an exit means, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// An expected code: not restarted.
-    Expected,
-    /// Anything else: restarted after `after`.
-    Unexpected { after: Duration },
+    /// An expected code.
+    Expected { then: Then },
+    /// Anything else.
+    Unexpected { then: Then },
     /// Exited after its stop signal (a shutdown or a request).
     Stopped,
+}
+
+/// What follows an exit or a failed spawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Started again after this wait.
+    Restart(Duration),
+    /// Stays down: its `autorestart` says so.
+    Down,
+    /// Stays down: too many failed starts in a row.
+    Fatal,
 }
 
 /// How the last run ended, for `status`.
@@ -95,7 +116,7 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// supervisorctl's state word: STARTING, RUNNING, BACKOFF, STOPPING,
-    /// STOPPED or EXITED.
+    /// STOPPED, EXITED or FATAL.
     pub state: &'static str,
     pub detail: String,
     /// Counts as up for the exit status: STARTING, RUNNING, or EXITED with
@@ -108,6 +129,9 @@ pub struct Program {
     pub name: ProgramName,
     pub argv: Vec<CString>,
     pub cwd: Option<CString>,
+    pub settings: Settings,
+    /// Its environment, where its settings change init's.
+    pub env: Option<Vec<CString>>,
     pub state: State,
     /// Consecutive runs shorter than `startsecs`, failed spawns included.
     short_runs: u32,
@@ -145,13 +169,21 @@ impl Program {
         name: ProgramName,
         argv: Vec<CString>,
         cwd: Option<CString>,
+        settings: Settings,
         now: Instant,
     ) -> Program {
+        let state = if settings.autostart {
+            State::Waiting { at: now }
+        } else {
+            State::NotStarted
+        };
         Program {
             name,
             argv,
             cwd,
-            state: State::Waiting { at: now },
+            settings,
+            env: None,
+            state,
             short_runs: 0,
             pgid: None,
             starts: 0,
@@ -166,15 +198,31 @@ impl Program {
             State::Starting { pid, .. }
             | State::Running { pid, .. }
             | State::Stopping { pid, .. } => Some(pid),
-            State::Waiting { .. } | State::Exited | State::Held { .. } | State::Done => None,
+            State::NotStarted
+            | State::Waiting { .. }
+            | State::Exited
+            | State::Fatal
+            | State::Held { .. }
+            | State::Done => None,
         }
     }
 
+    /// Down for good: exited and not restarted, or gave up. (Stopped by
+    /// request is not: someone asked.)
+    pub fn is_down_for_good(&self) -> bool {
+        matches!(self.state, State::Exited | State::Fatal)
+    }
+
+    /// The stop signal for a stop by request, or at a shutdown by `sig`.
+    pub fn stop_signal(&self, sig: i32) -> i32 {
+        self.settings.stopsignal.unwrap_or(sig)
+    }
+
     /// When this program next needs the loop's attention, if ever.
-    pub fn deadline(&self, policy: &Policy) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
         match self.state {
             State::Waiting { at } => Some(at),
-            State::Starting { since, .. } => since.checked_add(policy.startsecs.duration()),
+            State::Starting { since, .. } => since.checked_add(self.settings.startsecs.duration()),
             State::Stopping { kill_at, .. } => kill_at,
             _ => None,
         }
@@ -190,22 +238,40 @@ impl Program {
         self.starts = self.starts.saturating_add(1);
     }
 
-    /// A spawn failed: wait as after a short run. Returns the wait.
-    pub fn spawn_failed(&mut self, now: Instant, wall: SystemTime, policy: &Policy) -> Duration {
-        self.short_runs = self.short_runs.saturating_add(1);
+    /// A spawn failed: a failed start, waited for as after a short run.
+    pub fn spawn_failed(&mut self, now: Instant, wall: SystemTime, policy: &Policy) -> Then {
         self.spawn_failures = self.spawn_failures.saturating_add(1);
         self.ended = Some((Ended::SpawnFailed, wall));
+        self.failed_start(now, policy)
+    }
+
+    /// One more failed start in a row: backoff, or FATAL past
+    /// `startretries`.
+    fn failed_start(&mut self, now: Instant, policy: &Policy) -> Then {
+        self.short_runs = self.short_runs.saturating_add(1);
+        if self
+            .settings
+            .startretries
+            .is_some_and(|n| self.short_runs > n)
+        {
+            self.state = State::Fatal;
+            return Then::Fatal;
+        }
+        self.restart_after(now, policy)
+    }
+
+    fn restart_after(&mut self, now: Instant, policy: &Policy) -> Then {
         let wait = backoff(self.short_runs, policy.backoff_max.duration());
         self.state = State::Waiting {
             at: now.checked_add(wait).unwrap_or(now),
         };
-        wait
+        Then::Restart(wait)
     }
 
     /// Starting → Running once `startsecs` have passed; true when it did.
-    pub fn confirm(&mut self, now: Instant, policy: &Policy) -> bool {
+    pub fn confirm(&mut self, now: Instant) -> bool {
         if let State::Starting { pid, since } = self.state {
-            if now.saturating_duration_since(since) >= policy.startsecs.duration() {
+            if now.saturating_duration_since(since) >= self.settings.startsecs.duration() {
                 self.state = State::Running { pid, since };
                 self.short_runs = 0;
                 return true;
@@ -222,7 +288,8 @@ impl Program {
         wall: SystemTime,
         policy: &Policy,
     ) -> Option<Exit> {
-        let expected = matches!(how, ExitKind::Code(code) if policy.exitcodes.contains(code));
+        let expected =
+            matches!(how, ExitKind::Code(code) if self.settings.exitcodes.contains(code));
         let since = match self.state {
             State::Starting { since, .. } | State::Running { since, .. } => since,
             State::Stopping { after, .. } => {
@@ -237,43 +304,61 @@ impl Program {
                 };
                 return Some(Exit::Stopped);
             }
-            State::Waiting { .. } | State::Exited | State::Held { .. } | State::Done => {
+            State::NotStarted
+            | State::Waiting { .. }
+            | State::Exited
+            | State::Fatal
+            | State::Held { .. }
+            | State::Done => {
                 return None;
             }
         };
         self.ended = Some((Ended::Exit { how, expected }, wall));
-        if expected {
+        let restart = match self.settings.autorestart {
+            AutoRestart::Always => true,
+            AutoRestart::Unexpected => !expected,
+            AutoRestart::Never => false,
+        };
+        let then = if !restart {
             // Expected even when quick: a script that did its work and left
             // with 0 is a success, not a failed start.
             self.state = State::Exited;
-            return Some(Exit::Expected);
-        }
-        if now.saturating_duration_since(since) >= policy.startsecs.duration() {
+            Then::Down
+        } else if now.saturating_duration_since(since) >= self.settings.startsecs.duration() {
             self.short_runs = 0;
+            self.restart_after(now, policy)
         } else {
-            self.short_runs = self.short_runs.saturating_add(1);
-        }
-        let after = backoff(self.short_runs, policy.backoff_max.duration());
-        self.state = State::Waiting {
-            at: now.checked_add(after).unwrap_or(now),
+            self.failed_start(now, policy)
         };
-        Some(Exit::Unexpected { after })
+        Some(if expected {
+            Exit::Expected { then }
+        } else {
+            Exit::Unexpected { then }
+        })
     }
 
-    /// Shutdown: returns the pid to signal, if it is running.
-    pub fn stop(&mut self) -> Option<Pid> {
+    /// Shutdown: returns the pid to signal, if it is running; SIGKILL is
+    /// due at `kill_at`.
+    pub fn stop(&mut self, kill_at: Instant) -> Option<Pid> {
         match self.state {
-            State::Starting { pid, .. }
-            | State::Running { pid, .. }
-            | State::Stopping { pid, .. } => {
+            State::Starting { pid, .. } | State::Running { pid, .. } => {
                 self.state = State::Stopping {
                     pid,
                     after: AfterStop::Shutdown,
-                    kill_at: None,
+                    kill_at: Some(kill_at),
                 };
                 Some(pid)
             }
-            State::Waiting { .. } | State::Held { .. } => {
+            // A stop by request under way: its SIGKILL stays as due.
+            State::Stopping { pid, kill_at, .. } => {
+                self.state = State::Stopping {
+                    pid,
+                    after: AfterStop::Shutdown,
+                    kill_at,
+                };
+                Some(pid)
+            }
+            State::NotStarted | State::Waiting { .. } | State::Held { .. } | State::Fatal => {
                 self.state = State::Done;
                 None
             }
@@ -302,7 +387,7 @@ impl Program {
                 self.state = State::Held { at: wall };
                 Answer::Done("stopped")
             }
-            State::Held { .. } => Answer::Refused("not running"),
+            State::NotStarted | State::Held { .. } | State::Fatal => Answer::Refused("not running"),
             State::Stopping { .. } | State::Done => Answer::Refused("shutting down"),
         }
     }
@@ -310,7 +395,11 @@ impl Program {
     /// `cocalc-init start`: due now, backoff reset.
     pub fn request_start(&mut self, now: Instant) -> Answer {
         match self.state {
-            State::Waiting { .. } | State::Exited | State::Held { .. } => {
+            State::NotStarted
+            | State::Waiting { .. }
+            | State::Exited
+            | State::Fatal
+            | State::Held { .. } => {
                 self.state = State::Waiting { at: now };
                 self.short_runs = 0;
                 Answer::Spawn
@@ -370,7 +459,13 @@ impl Program {
     /// What `status` shows. `when` writes a wall-clock time as the status
     /// line wants it.
     pub fn status(&self, now: Instant, when: impl Fn(SystemTime) -> String) -> Status {
-        let (state, detail, up) = match self.state {
+        let (state, mut detail, up) = match self.state {
+            State::NotStarted => ("STOPPED", "Not started".to_string(), false),
+            State::Fatal => (
+                "FATAL",
+                "too many start retries too quickly".to_string(),
+                false,
+            ),
             State::Waiting { at } => match self.ended {
                 None => ("STARTING", String::new(), true),
                 Some((ended, _)) => {
@@ -393,8 +488,9 @@ impl Program {
             State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), true),
             State::Running { pid, since } => ("RUNNING", running(pid, since, now), true),
             State::Exited => match self.ended {
-                Some((Ended::Exit { how, .. }, at)) => {
-                    ("EXITED", format!("{} ({how}; expected)", when(at)), true)
+                Some((Ended::Exit { how, expected }, at)) => {
+                    let word = if expected { "expected" } else { "not expected" };
+                    ("EXITED", format!("{} ({how}; {word})", when(at)), expected)
                 }
                 _ => ("EXITED", String::new(), true),
             },
@@ -406,6 +502,9 @@ impl Program {
             State::Stopping { pid, .. } => ("STOPPING", format!("pid {pid}"), false),
             State::Done => ("STOPPED", "shut down".to_string(), false),
         };
+        if let (Some(user), Some(_)) = (&self.settings.user, self.pid()) {
+            detail.push_str(&format!(", user {}", user.name));
+        }
         Status { state, detail, up }
     }
 }
@@ -414,6 +513,7 @@ impl Program {
 mod tests {
     use super::*;
     use crate::config::{ExitCodes, Seconds};
+    use crate::settings::{AutoRestart, Settings};
 
     fn policy() -> Policy {
         Policy {
@@ -425,7 +525,20 @@ mod tests {
     }
 
     fn program(now: Instant) -> Program {
-        Program::new(ProgramName::new("p").unwrap(), vec![c"x".into()], None, now)
+        with(now, |_| {})
+    }
+
+    /// A program whose settings `change` made.
+    fn with(now: Instant, change: impl FnOnce(&mut Settings)) -> Program {
+        let mut settings = Settings::defaults(&policy());
+        change(&mut settings);
+        Program::new(
+            ProgramName::new("p").unwrap(),
+            vec![c"x".into()],
+            None,
+            settings,
+            now,
+        )
     }
 
     const PID: Pid = Pid::from_raw(42);
@@ -452,7 +565,7 @@ mod tests {
         let now = Instant::now();
         let p = program(now);
         assert!(p.is_due(now));
-        assert_eq!(p.deadline(&policy()), Some(now));
+        assert_eq!(p.deadline(), Some(now));
     }
 
     #[test]
@@ -462,10 +575,10 @@ mod tests {
         p.started(PID, now);
         assert_eq!(
             p.exited(ExitKind::Code(2), now, WALL, &policy()),
-            Some(Exit::Expected)
+            Some(Exit::Expected { then: Then::Down })
         );
         assert_eq!(p.state, State::Exited);
-        assert_eq!(p.deadline(&policy()), None);
+        assert_eq!(p.deadline(), None);
     }
 
     #[test]
@@ -478,7 +591,9 @@ mod tests {
         for _ in 0..4 {
             p.started(PID, now);
             match p.exited(ExitKind::Code(1), now, WALL, &policy) {
-                Some(Exit::Unexpected { after }) => waits.push(after.as_secs()),
+                Some(Exit::Unexpected {
+                    then: Then::Restart(after),
+                }) => waits.push(after.as_secs()),
                 other => panic!("{other:?}"),
             }
             now += Duration::from_secs(100);
@@ -486,12 +601,12 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8]);
         p.started(PID, now);
         let later = now + Duration::from_secs(5);
-        assert!(p.confirm(later, &policy));
+        assert!(p.confirm(later));
         assert!(matches!(p.state, State::Running { .. }));
         assert_eq!(
             p.exited(ExitKind::Signal(9), later, WALL, &policy),
             Some(Exit::Unexpected {
-                after: Duration::ZERO
+                then: Then::Restart(Duration::ZERO)
             })
         );
         assert!(p.is_due(later));
@@ -507,7 +622,7 @@ mod tests {
         assert_eq!(
             p.exited(ExitKind::Code(1), later, WALL, &policy()),
             Some(Exit::Unexpected {
-                after: Duration::ZERO
+                then: Then::Restart(Duration::ZERO)
             })
         );
     }
@@ -517,7 +632,13 @@ mod tests {
         let now = Instant::now();
         let mut p = program(now);
         let waits: Vec<u64> = (0..3)
-            .map(|_| p.spawn_failed(now, WALL, &policy()).as_secs())
+            .map(|_| p.spawn_failed(now, WALL, &policy()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|then| match then {
+                Then::Restart(after) => after.as_secs(),
+                other => panic!("{other:?}"),
+            })
             .collect();
         assert_eq!(waits, [1, 2, 4]);
     }
@@ -527,21 +648,21 @@ mod tests {
         let now = Instant::now();
         let mut p = program(now);
         p.started(PID, now);
-        assert_eq!(p.deadline(&policy()), Some(now + Duration::from_secs(1)));
-        assert!(!p.confirm(now + Duration::from_millis(999), &policy()));
-        assert!(p.confirm(now + Duration::from_secs(1), &policy()));
-        assert!(!p.confirm(now + Duration::from_secs(2), &policy()));
+        assert_eq!(p.deadline(), Some(now + Duration::from_secs(1)));
+        assert!(!p.confirm(now + Duration::from_millis(999)));
+        assert!(p.confirm(now + Duration::from_secs(1)));
+        assert!(!p.confirm(now + Duration::from_secs(2)));
     }
 
     #[test]
     fn shutdown_stops_running_and_cancels_waiting() {
         let now = Instant::now();
         let mut waiting = program(now);
-        assert_eq!(waiting.stop(), None);
+        assert_eq!(waiting.stop(now), None);
         assert_eq!(waiting.state, State::Done);
         let mut running = program(now);
         running.started(PID, now);
-        assert_eq!(running.stop(), Some(PID));
+        assert_eq!(running.stop(now), Some(PID));
         assert_eq!(
             running.exited(ExitKind::Signal(15), now, WALL, &policy()),
             Some(Exit::Stopped)
@@ -560,7 +681,7 @@ mod tests {
         let mut p = program(now);
         p.started(PID, now);
         assert_eq!(p.request_stop(kill_at, WALL), Answer::Signal(PID));
-        assert_eq!(p.deadline(&policy()), Some(kill_at));
+        assert_eq!(p.deadline(), Some(kill_at));
         assert_eq!(p.kill_due(now), None);
         assert_eq!(p.kill_due(kill_at), Some(PID));
         assert_eq!(p.kill_due(kill_at), None);
@@ -569,7 +690,7 @@ mod tests {
             Some(Exit::Stopped)
         );
         assert_eq!(p.state, State::Held { at: WALL });
-        assert_eq!(p.deadline(&policy()), None);
+        assert_eq!(p.deadline(), None);
         assert!(!p.is_due(now + Duration::from_secs(1000)));
         assert_eq!(
             p.request_stop(kill_at, WALL),
@@ -613,7 +734,7 @@ mod tests {
         assert_eq!(
             p.exited(ExitKind::Code(1), now, WALL, &policy()),
             Some(Exit::Unexpected {
-                after: Duration::from_secs(1)
+                then: Then::Restart(Duration::from_secs(1))
             })
         );
     }
@@ -642,9 +763,11 @@ mod tests {
         let now = Instant::now();
         let mut p = program(now);
         p.started(PID, now);
-        p.request_restart(now, now);
-        assert_eq!(p.stop(), Some(PID));
-        assert_eq!(p.deadline(&policy()), None);
+        let kill_at = now + Duration::from_secs(3);
+        p.request_restart(now, kill_at);
+        // The SIGKILL the stop by request set stays due.
+        assert_eq!(p.stop(now + Duration::from_secs(20)), Some(PID));
+        assert_eq!(p.deadline(), Some(kill_at));
         p.exited(ExitKind::Signal(15), now, WALL, &policy());
         assert_eq!(p.state, State::Done);
         assert_eq!(p.request_start(now), Answer::Refused("shutting down"));
@@ -657,7 +780,7 @@ mod tests {
         assert_eq!(p.status(now, when).state, "STARTING");
         p.started(PID, now);
         assert_eq!(p.status(now, when).detail, "pid 42");
-        p.confirm(now + Duration::from_secs(1), &policy());
+        p.confirm(now + Duration::from_secs(1));
         let s = p.status(now + Duration::from_secs(312), when);
         assert_eq!(
             (s.state, s.detail.as_str(), s.up),
@@ -669,5 +792,142 @@ mod tests {
             (s.state, s.detail.as_str(), s.up),
             ("EXITED", "Nov 27 04:40 PM (exit status 0; expected)", true)
         );
+    }
+
+    #[test]
+    fn autorestart_true_restarts_after_an_expected_exit() {
+        let now = Instant::now();
+        let mut p = with(now, |s| s.autorestart = AutoRestart::Always);
+        p.started(PID, now);
+        let later = now + Duration::from_secs(5);
+        p.confirm(later);
+        assert_eq!(
+            p.exited(ExitKind::Code(0), later, WALL, &policy()),
+            Some(Exit::Expected {
+                then: Then::Restart(Duration::ZERO)
+            })
+        );
+        assert!(p.is_due(later));
+        // A quick expected exit is a failed start: it backs off.
+        p.started(PID, later);
+        assert_eq!(
+            p.exited(ExitKind::Code(0), later, WALL, &policy()),
+            Some(Exit::Expected {
+                then: Then::Restart(Duration::from_secs(1))
+            })
+        );
+    }
+
+    #[test]
+    fn autorestart_false_stays_down_after_any_exit() {
+        let now = Instant::now();
+        let mut p = with(now, |s| s.autorestart = AutoRestart::Never);
+        p.started(PID, now);
+        assert_eq!(
+            p.exited(ExitKind::Code(1), now, WALL, &policy()),
+            Some(Exit::Unexpected { then: Then::Down })
+        );
+        assert_eq!(p.state, State::Exited);
+        assert!(p.is_down_for_good());
+        let s = p.status(now, when);
+        assert_eq!(
+            (s.state, s.detail.as_str(), s.up),
+            (
+                "EXITED",
+                "Nov 27 04:40 PM (exit status 1; not expected)",
+                false
+            )
+        );
+    }
+
+    #[test]
+    fn startretries_gives_up_after_that_many_failed_starts_plus_one() {
+        let now = Instant::now();
+        let mut p = with(now, |s| s.startretries = Some(1));
+        p.started(PID, now);
+        assert_eq!(
+            p.exited(ExitKind::Code(1), now, WALL, &policy()),
+            Some(Exit::Unexpected {
+                then: Then::Restart(Duration::from_secs(1))
+            })
+        );
+        p.started(PID, now);
+        assert_eq!(
+            p.exited(ExitKind::Code(1), now, WALL, &policy()),
+            Some(Exit::Unexpected { then: Then::Fatal })
+        );
+        assert_eq!(p.state, State::Fatal);
+        assert_eq!(p.deadline(), None);
+        let s = p.status(now, when);
+        assert_eq!(
+            (s.state, s.detail.as_str(), s.up),
+            ("FATAL", "too many start retries too quickly", false)
+        );
+        // start takes it up again, with the count reset.
+        assert_eq!(p.request_start(now), Answer::Spawn);
+        p.started(PID, now);
+        assert!(matches!(
+            p.exited(ExitKind::Code(1), now, WALL, &policy()),
+            Some(Exit::Unexpected {
+                then: Then::Restart(_)
+            })
+        ));
+        // Zero retries: the first failed spawn is fatal.
+        let mut q = with(now, |s| s.startretries = Some(0));
+        assert_eq!(q.spawn_failed(now, WALL, &policy()), Then::Fatal);
+    }
+
+    #[test]
+    fn a_run_past_startsecs_is_restarted_whatever_startretries_says() {
+        let now = Instant::now();
+        let mut p = with(now, |s| s.startretries = Some(0));
+        for n in 1..5 {
+            p.started(PID, now);
+            let later = now + Duration::from_secs(10 * n);
+            assert_eq!(
+                p.exited(ExitKind::Code(1), later, WALL, &policy()),
+                Some(Exit::Unexpected {
+                    then: Then::Restart(Duration::ZERO)
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn autostart_false_waits_for_a_start_request() {
+        let now = Instant::now();
+        let mut p = with(now, |s| s.autostart = false);
+        assert!(!p.is_due(now));
+        assert_eq!(p.deadline(), None);
+        let s = p.status(now, when);
+        assert_eq!(
+            (s.state, s.detail.as_str(), s.up),
+            ("STOPPED", "Not started", false)
+        );
+        assert_eq!(p.request_stop(now, WALL), Answer::Refused("not running"));
+        assert_eq!(p.request_start(now), Answer::Spawn);
+        assert!(p.is_due(now));
+        let mut never = with(now, |s| s.autostart = false);
+        assert_eq!(never.stop(now), None);
+        assert_eq!(never.state, State::Done);
+    }
+
+    #[test]
+    fn its_own_settings_decide_expected_codes_and_startsecs() {
+        let now = Instant::now();
+        let mut p = with(now, |s| {
+            s.exitcodes = ExitCodes::parse("3").unwrap();
+            s.startsecs = Seconds::parse("5").unwrap();
+        });
+        p.started(PID, now);
+        assert_eq!(p.deadline(), Some(now + Duration::from_secs(5)));
+        assert!(!p.confirm(now + Duration::from_secs(4)));
+        assert_eq!(
+            p.exited(ExitKind::Code(3), now, WALL, &policy()),
+            Some(Exit::Expected { then: Then::Down })
+        );
+        assert_eq!(p.stop_signal(15), 15);
+        let q = with(now, |s| s.stopsignal = Some(3));
+        assert_eq!(q.stop_signal(15), 3);
     }
 }

@@ -251,6 +251,40 @@ pub fn reap_one() -> Reaped {
     }
 }
 
+/// In a child made by fork, before exec: every signal back to its default
+/// disposition (an ignored one would survive exec) and none blocked —
+/// what the spawn attributes do for a child of `posix_spawn`.
+pub fn reset_for_exec() -> Result<(), Errno> {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler. A number glibc keeps for
+        // itself is refused with EINVAL and left as it is.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// In a child made by fork, before exec: every fd from `first` up is
+/// marked close-on-exec (closing them would also close the pipe that
+/// reports an exec failure, which is close-on-exec already).
+pub fn close_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range takes plain integers; CLOSE_RANGE_CLOEXEC only
+    // sets a flag on each open fd in the range.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
 /// A set of every signal, 1 to 64, for the spawn attribute "set these to
 /// their default": the child then resets each before exec. glibc's own
 /// `sigfillset` and `sigaddset` leave out its two private real-time

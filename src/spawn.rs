@@ -16,8 +16,14 @@
 //! (`addtcsetpgrp_np`), the working directory (`addchdir_np`) and closing
 //! every fd from 3 up (`addclosefrom_np`) — are added with libc on the
 //! same objects, which nix declares `repr(transparent)` over libc's.
+//!
+//! A program with `user=` is the one exception: no spawn attribute changes
+//! the uid, gid or groups, so it is started by fork and exec (nix), the
+//! child doing by hand what the attributes do, and then dropping to the
+//! user. Init is one thread, so the forked child is a plain copy; an exec
+//! failure comes back through a close-on-exec pipe.
 
-use std::ffi::{CStr, OsStr, c_char};
+use std::ffi::{CStr, CString, OsStr, c_char};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -30,9 +36,11 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 use nix::sys::signal::SigSet;
-use nix::unistd::{AccessFlags, Pid, access, isatty, pipe2};
+use nix::unistd::{AccessFlags, ForkResult, Pid, access, isatty, pipe2};
 
+use crate::settings::Settings;
 use crate::signals;
+use crate::user::Account;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -42,7 +50,15 @@ pub enum SpawnError {
     IsDirectory(String),
     NotExecutable(String),
     NoPermission(String),
-    Os { command: String, error: Errno },
+    /// The working folder (`directory=`) is not there.
+    NoDirectory {
+        dir: String,
+        error: Errno,
+    },
+    Os {
+        command: String,
+        error: Errno,
+    },
 }
 
 impl SpawnError {
@@ -67,6 +83,9 @@ impl fmt::Display for SpawnError {
             SpawnError::IsDirectory(c) => write!(f, "command at '{c}' is a directory"),
             SpawnError::NotExecutable(c) => write!(f, "command at '{c}' is not executable"),
             SpawnError::NoPermission(c) => write!(f, "no permission to run command '{c}'"),
+            SpawnError::NoDirectory { dir, error } => {
+                write!(f, "couldn't chdir to {dir}: {}", io::Error::from(*error))
+            }
             SpawnError::Os { command, error } => {
                 write!(
                     f,
@@ -118,16 +137,65 @@ pub fn environment() -> Vec<&'static CStr> {
     entries
 }
 
+/// The environment a child with these settings gets: init's, then the
+/// user's `HOME`, `USER` and `LOGNAME`, then its `environment=`, each
+/// replacing a variable of the same name. None: init's as it is.
+pub fn environment_for(base: &[&CStr], settings: &Settings) -> Option<Vec<CString>> {
+    if settings.environment.is_empty() && settings.user.is_none() {
+        return None;
+    }
+    let mut set: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    if let Some(user) = &settings.user {
+        let home = user.home.as_os_str().as_bytes().to_vec();
+        for (key, value) in [
+            ("HOME", home),
+            ("USER", user.name.clone().into_bytes()),
+            ("LOGNAME", user.name.clone().into_bytes()),
+        ] {
+            set.push((key.as_bytes().to_vec(), value));
+        }
+    }
+    for (key, value) in &settings.environment {
+        set.retain(|(k, _)| k.as_slice() != key.as_bytes());
+        set.push((key.clone().into_bytes(), value.clone().into_bytes()));
+    }
+    let name_of = |entry: &[u8]| entry.split(|&b| b == b'=').next().map(<[u8]>::to_vec);
+    let mut env: Vec<CString> = base
+        .iter()
+        .filter(|e| {
+            let name = name_of(e.to_bytes());
+            !set.iter().any(|(k, _)| Some(k) == name.as_ref())
+        })
+        .map(|e| CString::from(*e))
+        .collect();
+    for (key, value) in set {
+        let mut entry = key;
+        entry.push(b'=');
+        entry.extend(value);
+        // Checked at start: no control character, so no NUL.
+        if let Ok(entry) = CString::new(entry) {
+            env.push(entry);
+        }
+    }
+    Some(env)
+}
+
+/// Starts `argv` in `cwd` with `env`, as `user` when that is someone else
+/// than init.
 pub fn spawn<A: AsRef<CStr>>(
     argv: &[A],
     cwd: Option<&CStr>,
     isolation: Isolation,
     env: &[&CStr],
+    user: Option<&Account>,
 ) -> Result<Spawned, SpawnError> {
     let Some(arg0) = argv.first().map(AsRef::as_ref) else {
         return Err(SpawnError::NotFound(String::new()));
     };
     let cwd_path = cwd.map(|c| Path::new(OsStr::from_bytes(c.to_bytes())));
+    if let Some(dir) = cwd_path {
+        folder(dir)?;
+    }
     let path = resolve(OsStr::from_bytes(arg0.to_bytes()), cwd_path)?;
     // The command's name is only written out when something failed.
     let fail = |error: Errno| SpawnError::Os {
@@ -171,9 +239,26 @@ pub fn spawn<A: AsRef<CStr>>(
             take_terminal = isatty(std::io::stdin()).unwrap_or(false);
         }
     }
-    glibc_actions(&mut actions, take_terminal, cwd).map_err(fail)?;
-    attr.set_flags(flags).map_err(fail)?;
-    let pid = posix_spawn(path.as_os_str(), &actions, &attr, argv, env).map_err(fail)?;
+    let pid = match user.filter(|u| u.is_other_than_init()) {
+        Some(account) => {
+            let child = Child {
+                path: CString::new(path.as_os_str().as_bytes()).map_err(|_| fail(Errno::EINVAL))?,
+                argv: argv.iter().map(AsRef::as_ref).collect(),
+                env,
+                cwd,
+                isolation,
+                take_terminal,
+                stdio: &child_ends,
+                account,
+            };
+            fork_exec(&child).map_err(fail)?
+        }
+        None => {
+            glibc_actions(&mut actions, take_terminal, cwd).map_err(fail)?;
+            attr.set_flags(flags).map_err(fail)?;
+            posix_spawn(path.as_os_str(), &actions, &attr, argv, env).map_err(fail)?
+        }
+    };
     drop(child_ends);
     let mut read_ends = read_ends.into_iter();
     Ok(Spawned {
@@ -181,6 +266,118 @@ pub fn spawn<A: AsRef<CStr>>(
         stdout: read_ends.next(),
         stderr: read_ends.next(),
     })
+}
+
+/// What a forked child needs, all made before the fork.
+struct Child<'a> {
+    path: CString,
+    argv: Vec<&'a CStr>,
+    env: &'a [&'a CStr],
+    cwd: Option<&'a CStr>,
+    isolation: Isolation,
+    take_terminal: bool,
+    /// A program's stdin, stdout and stderr, to become 0, 1 and 2.
+    stdio: &'a [OwnedFd],
+    account: &'a Account,
+}
+
+/// fork, set the child up as the spawn attributes would and as `account`,
+/// exec. The child's errno comes back through a close-on-exec pipe: end
+/// of file means the exec happened.
+fn fork_exec(child: &Child) -> Result<Pid, Errno> {
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: init is single-threaded, so the child is a whole copy of a
+    // consistent process: nothing another thread held is left locked.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => {
+            let error = match become_child(child) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            };
+            let _ = nix::unistd::write(&report_write, &(error as i32).to_ne_bytes());
+            // SAFETY: ends the child at once, running nothing of the
+            // parent's copy (no atexit handler, no buffer flushed twice).
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child: pid } => {
+            drop(report_write);
+            let mut word = [0u8; 4];
+            let mut got = 0;
+            loop {
+                match nix::unistd::read(&report_read, word.get_mut(got..).unwrap_or(&mut [])) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        got += n;
+                        if got >= word.len() {
+                            break;
+                        }
+                    }
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if got == 0 {
+                return Ok(pid);
+            }
+            // It did not exec: reap it here, it is no program's.
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(Errno::from_raw(i32::from_ne_bytes(word)))
+        }
+    }
+}
+
+/// In the forked child: only returns an error.
+fn become_child(child: &Child) -> Result<std::convert::Infallible, Errno> {
+    use nix::unistd::{
+        chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, setgid, setgroups, setpgid, setsid,
+        setuid, tcsetpgrp,
+    };
+    match child.isolation {
+        Isolation::Program => {
+            setsid()?;
+        }
+        Isolation::Main => {
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            if child.take_terminal {
+                // Still with every signal blocked: SIGTTOU cannot stop us.
+                tcsetpgrp(std::io::stdin(), nix::unistd::getpid())?;
+            }
+        }
+    }
+    let mut stdio = child.stdio.iter();
+    if let (Some(input), Some(output), Some(errors)) = (stdio.next(), stdio.next(), stdio.next()) {
+        dup2_stdin(input)?;
+        dup2_stdout(output)?;
+        dup2_stderr(errors)?;
+    }
+    if let Some(dir) = child.cwd {
+        chdir(dir)?;
+    }
+    let account = child.account;
+    setgroups(&account.groups)?;
+    setgid(account.gid)?;
+    setuid(account.uid)?;
+    signals::reset_for_exec()?;
+    signals::close_from(3)?;
+    execve(&child.path, &child.argv, child.env)
+}
+
+/// Why `dir`, a working folder, cannot be entered.
+fn folder(dir: &Path) -> Result<(), SpawnError> {
+    let missing = |error| SpawnError::NoDirectory {
+        dir: dir.display().to_string(),
+        error,
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(missing(Errno::ENOTDIR)),
+        Err(e) => Err(missing(Errno::from_raw(e.raw_os_error().unwrap_or(0)))),
+    }
+}
+
+/// For `--check`: what a start in `dir` would find wrong with it.
+pub fn check_folder(dir: &Path) -> Result<(), SpawnError> {
+    folder(dir)
 }
 
 /// glibc's file actions that nix does not wrap, added after the dup2s:
@@ -265,8 +462,8 @@ pub fn resolve(command: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, SpawnErro
 /// word) would not start, found as a start would find it, and for a file
 /// the kernel would refuse — a `#!` line naming a missing interpreter, or
 /// neither `#!` nor a binary — the error the start would then give.
-pub fn preflight(command: &OsStr) -> Result<(), SpawnError> {
-    let path = resolve(command, None)?;
+pub fn preflight(command: &OsStr, cwd: Option<&Path>) -> Result<(), SpawnError> {
+    let path = resolve(command, cwd)?;
     let refused = |error| SpawnError::Os {
         command: command.to_string_lossy().into_owned(),
         error,
@@ -377,14 +574,18 @@ mod tests {
         let spaced = script("spaced", "#! /bin/sh -e\n");
         let missing = script("missing", "#!/no/such/shell\n");
         let plain = script("plain", "echo hi\n");
-        assert!(preflight(fine.as_os_str()).is_ok());
-        assert!(preflight(spaced.as_os_str()).is_ok());
-        assert!(preflight(OsStr::new("sh")).is_ok());
-        let e = preflight(missing.as_os_str()).unwrap_err().to_string();
+        assert!(preflight(fine.as_os_str(), None).is_ok());
+        assert!(preflight(spaced.as_os_str(), None).is_ok());
+        assert!(preflight(OsStr::new("sh"), None).is_ok());
+        let e = preflight(missing.as_os_str(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("No such file or directory"), "{e}");
-        let e = preflight(plain.as_os_str()).unwrap_err().to_string();
+        let e = preflight(plain.as_os_str(), None).unwrap_err().to_string();
         assert!(e.contains("Exec format error"), "{e}");
-        let e = preflight(OsStr::new("sshdd")).unwrap_err().to_string();
+        let e = preflight(OsStr::new("sshdd"), None)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "can't find command 'sshdd'");
         std::fs::remove_dir_all(&dir).unwrap();
     }

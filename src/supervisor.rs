@@ -26,7 +26,8 @@ use crate::control::Control;
 use crate::logging::{self, Level, Stream};
 use crate::messages;
 use crate::output::{Pipe, PipeRead, READ_CHUNK};
-use crate::program::{Exit, Program};
+use crate::program::{Ended, Exit, Program, Then};
+use crate::settings::Settings;
 use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
@@ -54,11 +55,14 @@ struct MainCommand {
 
 enum Phase {
     Supervising,
-    /// The stop signal is sent; the grace runs.
+    /// The stop signal is sent; the grace runs: until the longest of
+    /// `-g` and the programs' `stopwaitsecs`.
     ShuttingDown {
         stop: Stop,
         grace_end: Instant,
         next_notice: Instant,
+        /// The main command's SIGKILL, when `-g` ends before `grace_end`.
+        main_kill_at: Option<Instant>,
     },
     /// SIGKILL is sent, again until no child is left.
     Killing {
@@ -78,6 +82,10 @@ pub struct Supervisor {
     signals: Signals,
     programs: Vec<Program>,
     main: Option<MainCommand>,
+    /// What a stop sends the main command, if not the shutdown's signal.
+    main_stopsignal: Option<i32>,
+    /// Init's exit status when an essential program ended it.
+    essential_status: Option<u8>,
     main_start: Option<Result<spawn::Spawned, spawn::SpawnError>>,
     subreaper_error: Option<Errno>,
     /// The log copies its lines to standard error.
@@ -107,9 +115,9 @@ pub struct Supervisor {
     control: Option<Control>,
     /// Replies that wait for programs to stop or start.
     waiters: Vec<Waiter>,
-    /// `-i` scripts that did not exist at start: (name, path), for
-    /// `status`, and for `start` once the script is there.
-    skipped: Vec<(ProgramName, PathBuf)>,
+    /// `-i` scripts that did not exist at start: (name, path, settings),
+    /// for `status`, and for `start` once the script is there.
+    skipped: Vec<(ProgramName, PathBuf, Settings)>,
     /// Signals read in one turn (capacity only between turns).
     received: Vec<Received>,
 }
@@ -139,10 +147,25 @@ pub fn launch(config: &mut Config) -> Launch {
         subreaper = nix::sys::prctl::set_child_subreaper(true).err();
     }
     let env = spawn::environment();
-    let main = config
-        .main
-        .take()
-        .map(|argv| spawn::spawn(&argv, None, Isolation::Main, &env));
+    let settings = &config.main_settings;
+    let own_env = spawn::environment_for(&env, settings);
+    let main_env: Vec<&CStr> = match &own_env {
+        Some(vars) => vars.iter().map(CString::as_c_str).collect(),
+        None => env.clone(),
+    };
+    let cwd = settings
+        .directory
+        .as_ref()
+        .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+    let main = config.main.take().map(|argv| {
+        spawn::spawn(
+            &argv,
+            cwd.as_deref(),
+            Isolation::Main,
+            &main_env,
+            settings.user.as_ref(),
+        )
+    });
     Launch {
         me,
         subreaper,
@@ -171,20 +194,37 @@ impl Supervisor {
                         .into_iter()
                         .filter_map(|w| CString::new(w).ok())
                         .collect();
-                    programs.push(Program::new(spec.name, argv, None, now));
+                    let cwd = spec
+                        .settings
+                        .directory
+                        .as_ref()
+                        .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+                    let program = Program::new(spec.name, argv, cwd, spec.settings, now);
+                    programs.push(with_env(program, &launch.env));
                 }
                 ProgramKind::InitScript(script) => {
                     if !script.exists() {
                         logging::info(messages::skipped(&script));
-                        skipped.push((spec.name, script));
+                        skipped.push((spec.name, script, spec.settings));
                         continue;
                     }
-                    programs.extend(init_script(spec.name, &script, now));
+                    programs.extend(
+                        init_script(spec.name, &script, spec.settings, now)
+                            .map(|p| with_env(p, &launch.env)),
+                    );
                 }
             }
         }
+        // A client waits for a stop's answer as long as the longest grace.
+        let longest_grace = programs
+            .iter()
+            .map(|p| p.settings.stopwaitsecs)
+            .chain(skipped.iter().map(|(_, _, s)| s.stopwaitsecs))
+            .fold(config.policy.grace, |a, b| {
+                if b.duration() > a.duration() { b } else { a }
+            });
         let control = config.control.as_deref().and_then(|path| {
-            Control::open(path, &config.policy.grace.to_string())
+            Control::open(path, &longest_grace.to_string())
                 .map_err(|e| logging::error(&e.0))
                 .ok()
         });
@@ -193,6 +233,8 @@ impl Supervisor {
             signals,
             programs,
             main: None,
+            main_stopsignal: config.main_settings.stopsignal,
+            essential_status: None,
             main_start: launch.main,
             subreaper_error: launch.subreaper,
             log_on_stderr,
@@ -268,10 +310,14 @@ impl Supervisor {
         for pipe in &mut self.pipes {
             pipe.drain(&mut self.buf);
         }
-        let status = match &self.main {
-            Some(MainCommand {
-                exit: Some(how), ..
-            }) => how.shell_status(),
+        let status = match (self.essential_status, &self.main) {
+            (Some(status), _) => status,
+            (
+                None,
+                Some(MainCommand {
+                    exit: Some(how), ..
+                }),
+            ) => how.shell_status(),
             _ => u8::from(self.killed_any),
         };
         logging::info(messages::exiting(status));
@@ -335,21 +381,31 @@ impl Supervisor {
         if !self.phase.is_supervising() {
             return;
         }
+        let mut gave_up = Vec::new();
         for (i, program) in self.programs.iter_mut().enumerate() {
-            if program.confirm(now, &self.policy) {
+            if program.confirm(now) {
                 logging::info(messages::success(
                     program.name.as_str(),
-                    self.policy.startsecs,
+                    program.settings.startsecs,
                 ));
             }
             if !program.is_due(now) {
                 continue;
             }
+            let own: Vec<&CStr>;
+            let env: &[&CStr] = match &program.env {
+                Some(vars) => {
+                    own = vars.iter().map(CString::as_c_str).collect();
+                    &own
+                }
+                None => &self.env,
+            };
             match spawn::spawn(
                 &program.argv,
                 program.cwd.as_deref(),
                 Isolation::Program,
-                &self.env,
+                env,
+                program.settings.user.as_ref(),
             ) {
                 Ok(child) => {
                     program.started(child.pid, now);
@@ -365,20 +421,55 @@ impl Supervisor {
                         }
                     }
                     // startsecs 0: confirmed at once.
-                    if program.confirm(now, &self.policy) {
+                    if program.confirm(now) {
                         logging::info(messages::success(
                             program.name.as_str(),
-                            self.policy.startsecs,
+                            program.settings.startsecs,
                         ));
                     }
                 }
                 Err(e) => {
                     logging::warn(messages::spawnerr(&e));
-                    let after = program.spawn_failed(now, SystemTime::now(), &self.policy);
-                    logging::info(messages::backoff(program.name.as_str(), after));
+                    let then = program.spawn_failed(now, SystemTime::now(), &self.policy);
+                    log_then(program.name.as_str(), then);
+                    if then == Then::Fatal {
+                        gave_up.push(i);
+                    }
                 }
             }
         }
+        for i in gave_up {
+            self.check_essential(i, now);
+        }
+    }
+
+    /// An essential program that is down for good ends init, with its
+    /// status, as a SIGTERM would.
+    fn check_essential(&mut self, index: usize, now: Instant) {
+        let Some(program) = self.programs.get(index) else {
+            return;
+        };
+        if !program.settings.essential
+            || !program.is_down_for_good()
+            || !self.phase.is_supervising()
+        {
+            return;
+        }
+        let how = match program.ended {
+            Some((Ended::Exit { how, .. }, _)) => Some(how),
+            _ => None,
+        };
+        let status = match (program.state, how) {
+            (_, Some(how)) => how.shell_status(),
+            (_, None) => 1,
+        };
+        logging::warn(messages::essential_down(
+            program.name.as_str(),
+            program.state == crate::program::State::Fatal,
+            how,
+        ));
+        self.essential_status = Some(status);
+        self.begin_shutdown(signals::SIGTERM, now);
     }
 
     fn on_timers(&mut self, now: Instant) {
@@ -394,6 +485,7 @@ impl Supervisor {
                 stop,
                 grace_end,
                 next_notice,
+                main_kill_at,
             } => {
                 if now >= *grace_end {
                     self.phase = Phase::Killing {
@@ -401,8 +493,22 @@ impl Supervisor {
                         next_kill: deadline_after(now, REKILL_EVERY),
                     };
                     self.kill_all();
-                } else if now >= *next_notice {
+                    return;
+                }
+                let kill_main = main_kill_at.is_some_and(|at| now >= at);
+                if kill_main {
+                    *main_kill_at = None;
+                }
+                let notice = now >= *next_notice;
+                if notice {
                     *next_notice = deadline_after(now, NOTICE_EVERY);
+                }
+                // Programs whose own stopwaitsecs is over.
+                self.kill_due(now);
+                if kill_main {
+                    self.kill_main();
+                }
+                if notice {
                     self.notice();
                 }
             }
@@ -420,14 +526,21 @@ impl Supervisor {
             Phase::Supervising => self
                 .programs
                 .iter()
-                .filter_map(|p| p.deadline(&self.policy))
+                .filter_map(Program::deadline)
                 .chain(self.control.as_ref().and_then(Control::deadline))
                 .min(),
             Phase::ShuttingDown {
                 grace_end,
                 next_notice,
+                main_kill_at,
                 ..
-            } => Some(*grace_end.min(next_notice)),
+            } => self
+                .programs
+                .iter()
+                .filter_map(Program::deadline)
+                .chain(*main_kill_at)
+                .fold(*grace_end.min(next_notice), Instant::min)
+                .into(),
             Phase::Killing { next_kill, .. } => Some(*next_kill),
         }
     }
@@ -549,23 +662,25 @@ impl Supervisor {
         let outcome = program.exited(how, now, SystemTime::now(), &self.policy);
         let name = program.name.as_str();
         match outcome {
-            Some(Exit::Expected) => logging::info(messages::exited(name, how, true)),
-            Some(Exit::Unexpected { after }) => {
+            Some(Exit::Expected { then }) => {
+                logging::info(messages::exited(name, how, true));
+                log_then(name, then);
+            }
+            Some(Exit::Unexpected { then }) => {
                 logging::warn(messages::exited(name, how, false));
-                if !after.is_zero() {
-                    logging::info(messages::backoff(name, after));
-                }
+                log_then(name, then);
             }
             Some(Exit::Stopped) => {
                 let clean = match how {
-                    ExitKind::Code(code) => self.policy.exitcodes.contains(code),
-                    ExitKind::Signal(sig) => sig == stop_signal,
+                    ExitKind::Code(code) => program.settings.exitcodes.contains(code),
+                    ExitKind::Signal(sig) => sig == program.stop_signal(stop_signal),
                 };
                 let level = if clean { Level::Info } else { Level::Warn };
                 logging::line(level, messages::stopped(name, how));
             }
             None => logging::debug(messages::reaped_unknown(pid, how)),
         }
+        self.check_essential(index, now);
     }
 
     /// Passes a signal on to every running program's process group and to
@@ -609,10 +724,33 @@ impl Supervisor {
     }
 }
 
+/// What follows an exit or a failed spawn, said in the log: the backoff
+/// before a restart that waits, or the giving up.
+fn log_then(name: &str, then: Then) {
+    match then {
+        Then::Restart(after) if !after.is_zero() => {
+            logging::info(messages::backoff(name, after));
+        }
+        Then::Fatal => logging::info(messages::gave_up(name)),
+        Then::Restart(_) | Then::Down => {}
+    }
+}
+
+/// The program with its own environment, where its settings make one.
+fn with_env(mut program: Program, base: &[&CStr]) -> Program {
+    program.env = spawn::environment_for(base, &program.settings);
+    program
+}
+
 /// The program that runs an init script: `bash SCRIPT` (`sh` where there
-/// is no bash) in the script's folder. bash is looked up once, and only
-/// when there is a script to run.
-fn init_script(name: ProgramName, script: &Path, now: Instant) -> Option<Program> {
+/// is no bash) in the script's folder, or its `directory`. bash is looked
+/// up once, and only when there is a script to run.
+fn init_script(
+    name: ProgramName,
+    script: &Path,
+    settings: Settings,
+    now: Instant,
+) -> Option<Program> {
     static SHELL: OnceLock<CString> = OnceLock::new();
     let c_script = CString::new(script.as_os_str().as_bytes()).ok()?;
     let shell = SHELL
@@ -623,10 +761,18 @@ fn init_script(name: ProgramName, script: &Path, now: Instant) -> Option<Program
                 .unwrap_or_else(|| c"sh".into())
         })
         .clone();
-    let cwd = script
-        .parent()
+    let cwd = settings
+        .directory
+        .as_deref()
+        .or_else(|| script.parent())
         .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok());
-    Some(Program::new(name, vec![shell, c_script], cwd, now))
+    Some(Program::new(
+        name,
+        vec![shell, c_script],
+        cwd,
+        settings,
+        now,
+    ))
 }
 
 /// `now + d`, saturating at some 136 years: `Instant + Duration` panics

@@ -14,57 +14,10 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn socket(init: &Init) -> PathBuf {
-    init.scratch.path("control.sock")
-}
-
-/// Runs `cocalc-init VERB…` against `init`: (exit code, stdout, stderr).
-fn ctl(init: &Init, words: &[&str]) -> (i32, String, String) {
-    ctl_at(&socket(init), words)
-}
-
-fn ctl_at(path: &Path, words: &[&str]) -> (i32, String, String) {
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg(BIN)
-        .args(words)
-        .arg("--control")
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The state word of NAME in a status answer.
-fn find_state(status: &str, name: &str) -> Option<String> {
-    status
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_string)
-}
-
-fn state_of(status: &str, name: &str) -> String {
-    find_state(status, name).unwrap_or_else(|| panic!("{name} not in {status}"))
-}
-
-/// Waits until `status NAME` says STATE (the socket may not be up yet).
-fn wait_state(init: &Init, name: &str, state: &str) -> String {
-    wait_for(secs(10.0), &format!("{name} {state}"), || {
-        let (_, out, _) = ctl(init, &["status", name]);
-        (find_state(&out, name)? == state).then_some(out)
-    })
-}
 
 /// A server that stays up, a program that fails every time, and a main
 /// command that reports the signals it gets.

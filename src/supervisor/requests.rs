@@ -114,8 +114,8 @@ impl Supervisor {
 
     /// `NAME: ERROR (…)` for a name that is no running program.
     fn no_program(&self, name: &str) -> String {
-        match self.skipped.iter().find(|(n, _)| n.as_str() == name) {
-            Some((_, path)) => format!("{name}: ERROR ({})", messages::skipped(path)),
+        match self.skipped.iter().find(|(n, ..)| n.as_str() == name) {
+            Some((_, path, _)) => format!("{name}: ERROR ({})", messages::skipped(path)),
             None => format!("{name}: ERROR (no such program)"),
         }
     }
@@ -127,12 +127,15 @@ impl Supervisor {
     fn take_up_scripts(&mut self, names: &[String], every: bool, now: Instant) {
         let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.skipped)
             .into_iter()
-            .partition(|(name, path)| {
+            .partition(|(name, path, _)| {
                 (every || names.iter().any(|n| n == name.as_str())) && path.exists()
             });
         self.skipped = still;
-        for (name, path) in ready {
-            self.programs.extend(super::init_script(name, &path, now));
+        for (name, path, settings) in ready {
+            self.programs.extend(
+                super::init_script(name, &path, settings, now)
+                    .map(|p| super::with_env(p, &self.env)),
+            );
         }
     }
 
@@ -156,7 +159,6 @@ impl Supervisor {
                 })
             });
         }
-        let kill_at = super::deadline_after(now, self.policy.grace.duration());
         let wall = SystemTime::now();
         let mut kills = Vec::new();
         for i in targets {
@@ -164,6 +166,8 @@ impl Supervisor {
                 continue;
             };
             let (starts, failures) = (program.starts, program.spawn_failures);
+            let kill_at = super::deadline_after(now, program.settings.stopwaitsecs.duration());
+            let stop_signal = program.stop_signal(SIGTERM);
             let answer = match verb {
                 Verb::Stop => program.request_stop(kill_at, wall),
                 Verb::Start => program.request_start(now),
@@ -180,7 +184,7 @@ impl Supervisor {
                 (Answer::Done(word), _) => Item::Line(format!("{name}: {word}")),
                 (Answer::Refused(why), _) => Item::Line(format!("{name}: ERROR ({why})")),
                 (Answer::Signal(pid), _) => {
-                    for signal in [SIGTERM, SIGCONT] {
+                    for signal in [stop_signal, SIGCONT] {
                         kills.push(Kill {
                             target: Target::Group(pid),
                             signal,
@@ -371,7 +375,7 @@ impl Supervisor {
                 rows.push((program.name.to_string(), s.state, s.detail));
             }
         }
-        for (name, path) in &self.skipped {
+        for (name, path, _) in &self.skipped {
             if wanted(name.as_str()) {
                 rows.push((
                     name.to_string(),

@@ -17,7 +17,7 @@ use super::{MAIN_NAME, NOTICE_EVERY, Phase, Supervisor, deadline_after};
 use crate::logging;
 use crate::messages;
 use crate::procs;
-use crate::program::{Program, State};
+use crate::program::State;
 use crate::signals::{SIGCONT, SIGKILL};
 
 /// Whom a signal goes to.
@@ -50,28 +50,35 @@ pub struct Kill {
 /// What a shutdown has sent, and so what it sends next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stop {
-    /// The stop signal: the one init received, or SIGTERM.
+    /// The stop signal: the one init received, or SIGTERM. A program with
+    /// its own `stopsignal` gets that instead.
     pub signal: i32,
     /// PID 1: signals go to every process, not to groups one by one.
     everyone: bool,
-    /// Not PID 1: the groups sent the stop signal.
+    /// The groups sent a stop signal (as PID 1: those with a signal of
+    /// their own).
     groups: Vec<Pid>,
     /// Not PID 1: adopted processes already looked at.
     seen: Vec<Pid>,
 }
 
 impl Stop {
-    /// The stop signal to `groups` (the running programs' and the main
-    /// command's, even one that has just exited: what it left behind is
-    /// there), or as PID 1 to everyone — unless init has no child left,
-    /// when it exits at once and the kernel kills what remains (a `docker
-    /// exec` shell, whose parent is outside): kill(-1) walks every process
-    /// on the host, so a lone `init -- CMD` skips it.
+    /// Each of `groups` (the running programs' and the main command's,
+    /// even one that has just exited: what it left behind is there) its
+    /// stop signal, or as PID 1 everyone the shutdown's — unless init has
+    /// no child left, when it exits at once and the kernel kills what
+    /// remains (a `docker exec` shell, whose parent is outside): kill(-1)
+    /// walks every process on the host, so a lone `init -- CMD` skips it.
+    ///
+    /// As PID 1 with a group whose signal is its own, everyone cannot get
+    /// one signal: that group gets its own, and every other process of
+    /// `others` (pid, process group), read from /proc, the shutdown's.
     pub fn begin(
         signal: i32,
         everyone: bool,
-        groups: &[Pid],
+        groups: &[(Pid, i32)],
         any_child: bool,
+        others: Option<&[(Pid, Option<Pid>)]>,
     ) -> (Stop, Vec<Kill>) {
         let mut stop = Stop {
             signal,
@@ -80,14 +87,25 @@ impl Stop {
             seen: Vec::new(),
         };
         let mut kills = Vec::new();
-        if everyone {
-            if any_child {
-                stop.stop_signal(Target::Everyone, &mut kills);
+        let own_signals = groups.iter().any(|&(_, s)| s != signal);
+        match (everyone, others) {
+            (false, _) => {
+                for &(pgid, sig) in groups {
+                    stop.stop_group(pgid, sig, &mut kills);
+                }
             }
-        } else {
-            for &pgid in groups {
-                stop.stop_group(pgid, &mut kills);
+            (true, _) if !any_child => {}
+            (true, Some(others)) if own_signals => {
+                for &(pgid, sig) in groups {
+                    stop.stop_group(pgid, sig, &mut kills);
+                }
+                for &(pid, pgid) in others {
+                    if !pgid.is_some_and(|g| stop.groups.contains(&g)) {
+                        stop.stop_signal(Target::Process(pid), signal, &mut kills);
+                    }
+                }
             }
+            (true, _) => stop.stop_signal(Target::Everyone, signal, &mut kills),
         }
         (stop, kills)
     }
@@ -101,7 +119,7 @@ impl Stop {
     pub fn adopted(
         &mut self,
         children: &[(Pid, Option<Pid>)],
-        program_groups: &[Pid],
+        program_groups: &[(Pid, i32)],
     ) -> Vec<Kill> {
         let mut kills = Vec::new();
         for &(pid, pgid) in children {
@@ -113,10 +131,10 @@ impl Stop {
                 // Gone meanwhile.
                 None => {}
                 Some(pgid) if self.groups.contains(&pgid) => {}
-                Some(pgid) if program_groups.contains(&pgid) => {
-                    self.stop_group(pgid, &mut kills);
-                }
-                Some(_) => self.stop_signal(Target::Process(pid), &mut kills),
+                Some(pgid) => match program_groups.iter().find(|&&(g, _)| g == pgid) {
+                    Some(&(pgid, sig)) => self.stop_group(pgid, sig, &mut kills),
+                    None => self.stop_signal(Target::Process(pid), self.signal, &mut kills),
+                },
             }
         }
         kills
@@ -139,20 +157,17 @@ impl Stop {
             .collect()
     }
 
-    fn stop_group(&mut self, pgid: Pid, kills: &mut Vec<Kill>) {
+    fn stop_group(&mut self, pgid: Pid, signal: i32, kills: &mut Vec<Kill>) {
         if !self.groups.contains(&pgid) {
             self.groups.push(pgid);
-            self.stop_signal(Target::Group(pgid), kills);
+            self.stop_signal(Target::Group(pgid), signal, kills);
         }
     }
 
     /// The stop signal, then SIGCONT: a stopped process would leave the
     /// stop signal pending and sit out the grace until SIGKILL.
-    fn stop_signal(&self, target: Target, kills: &mut Vec<Kill>) {
-        kills.push(Kill {
-            target,
-            signal: self.signal,
-        });
+    fn stop_signal(&self, target: Target, signal: i32, kills: &mut Vec<Kill>) {
+        kills.push(Kill { target, signal });
         kills.push(Kill {
             target,
             signal: SIGCONT,
@@ -160,20 +175,47 @@ impl Stop {
     }
 }
 
+/// Each pid with its process group, if it is still there.
+fn with_groups(pids: Vec<Pid>) -> Vec<(Pid, Option<Pid>)> {
+    pids.into_iter()
+        .map(|pid| (pid, nix::unistd::getpgid(Some(pid)).ok()))
+        .collect()
+}
+
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, sig: i32, now: Instant) {
         // No requests from here on: the socket goes, and whoever waits on
         // a stop or a start is told.
         self.end_control(now);
-        let mut groups: Vec<Pid> = self.programs.iter_mut().filter_map(Program::stop).collect();
-        groups.extend(self.main.as_ref().map(|m| m.pid));
+        let grace = self.policy.grace.duration();
+        let mut longest = grace;
+        let mut groups: Vec<(Pid, i32)> = Vec::new();
+        for program in &mut self.programs {
+            let wait = program.settings.stopwaitsecs.duration();
+            if let Some(pgid) = program.stop(deadline_after(now, wait)) {
+                groups.push((pgid, program.stop_signal(sig)));
+                longest = longest.max(wait);
+            }
+        }
+        groups.extend(
+            self.main
+                .as_ref()
+                .map(|m| (m.pid, self.main_stopsignal.unwrap_or(sig))),
+        );
         let any_child = self.is_pid1 && procs::has_children();
-        let (stop, kills) = Stop::begin(sig, self.is_pid1, &groups, any_child);
+        let others = if self.is_pid1 && any_child && groups.iter().any(|&(_, s)| s != sig) {
+            Some(with_groups(self.unknown_children()))
+        } else {
+            None
+        };
+        let (stop, kills) = Stop::begin(sig, self.is_pid1, &groups, any_child, others.as_deref());
         self.apply(&kills);
+        let main_running = self.main.as_ref().is_some_and(|m| m.exit.is_none());
         self.phase = Phase::ShuttingDown {
             stop,
-            grace_end: deadline_after(now, self.policy.grace.duration()),
+            grace_end: deadline_after(now, longest),
             next_notice: deadline_after(now, NOTICE_EVERY),
+            main_kill_at: (main_running && longest > grace).then(|| deadline_after(now, grace)),
         };
         // Reaping in this phase also sends the stop signal to the orphans
         // already adopted (`signal_adopted`), once the dead are gone.
@@ -183,12 +225,16 @@ impl Supervisor {
 
     /// Not PID 1: the stop signal to adopted children, see [`Stop::adopted`].
     pub(super) fn signal_adopted(&mut self) {
-        let children: Vec<(Pid, Option<Pid>)> = self
-            .unknown_children()
-            .into_iter()
-            .map(|pid| (pid, nix::unistd::getpgid(Some(pid)).ok()))
+        let children = with_groups(self.unknown_children());
+        let sig = match &self.phase {
+            Phase::ShuttingDown { stop, .. } => stop.signal,
+            _ => return,
+        };
+        let program_groups: Vec<(Pid, i32)> = self
+            .programs
+            .iter()
+            .filter_map(|p| p.pgid.map(|g| (g, p.stop_signal(sig))))
             .collect();
-        let program_groups: Vec<Pid> = self.programs.iter().filter_map(|p| p.pgid).collect();
         let Phase::ShuttingDown { stop, .. } = &mut self.phase else {
             return;
         };
@@ -244,12 +290,15 @@ impl Supervisor {
         }
     }
 
-    /// Stops by request whose time is up: SIGKILL to their groups.
+    /// Stops whose time is up (by request, or a shutdown's program whose
+    /// own stopwaitsecs is over): SIGKILL to their groups.
     pub(super) fn kill_due(&mut self, now: Instant) {
         let mut kills = Vec::new();
+        let shutting_down = !self.phase.is_supervising();
         for program in &mut self.programs {
             if let Some(pid) = program.kill_due(now) {
                 logging::warn(messages::killing(program.name.as_str(), pid));
+                self.killed_any |= shutting_down;
                 kills.push(Kill {
                     target: Target::Group(pid),
                     signal: SIGKILL,
@@ -259,10 +308,31 @@ impl Supervisor {
         self.apply(&kills);
     }
 
-    /// The grace is over: SIGKILL to whatever is left, said in the log.
+    /// `-g` is over for the main command while a program's longer
+    /// stopwaitsecs runs: SIGKILL to its group.
+    pub(super) fn kill_main(&mut self) {
+        let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) else {
+            return;
+        };
+        logging::warn(messages::killing(MAIN_NAME, main.pid));
+        self.killed_any = true;
+        let kill = Kill {
+            target: Target::Group(main.pid),
+            signal: SIGKILL,
+        };
+        self.apply(&[kill]);
+    }
+
+    /// The grace is over: SIGKILL to whatever is left, said in the log
+    /// (each program once: one whose own stopwaitsecs ended has been).
     pub(super) fn kill_all(&mut self) {
         for program in &self.programs {
-            if let State::Stopping { pid, .. } = program.state {
+            if let State::Stopping {
+                pid,
+                kill_at: Some(_),
+                ..
+            } = program.state
+            {
                 logging::warn(messages::killing(program.name.as_str(), pid));
                 self.killed_any = true;
             }
@@ -325,9 +395,9 @@ mod tests {
 
     #[test]
     fn as_pid1_everyone_gets_the_stop_signal_once_if_there_is_anyone() {
-        let (stop, kills) = Stop::begin(2, true, &[pid(7)], true);
+        let (stop, kills) = Stop::begin(2, true, &[(pid(7), 2)], true, None);
         assert_eq!(kills, stop_then_cont(Target::Everyone, 2));
-        let (_, kills) = Stop::begin(2, true, &[pid(7)], false);
+        let (_, kills) = Stop::begin(2, true, &[(pid(7), 2)], false, None);
         assert!(kills.is_empty());
         // Adopted processes are already covered; SIGKILL goes to everyone.
         let mut stop = stop;
@@ -343,7 +413,13 @@ mod tests {
 
     #[test]
     fn not_pid1_each_group_gets_the_stop_signal_once() {
-        let (stop, kills) = Stop::begin(SIGTERM, false, &[pid(7), pid(8), pid(7)], true);
+        let (stop, kills) = Stop::begin(
+            SIGTERM,
+            false,
+            &[(pid(7), SIGTERM), (pid(8), SIGTERM), (pid(7), SIGTERM)],
+            true,
+            None,
+        );
         let mut want = stop_then_cont(Target::Group(pid(7)), SIGTERM).to_vec();
         want.extend(stop_then_cont(Target::Group(pid(8)), SIGTERM));
         assert_eq!(kills, want);
@@ -352,7 +428,7 @@ mod tests {
 
     #[test]
     fn adopted_orphans_get_the_stop_signal_once_by_group_or_alone() {
-        let (mut stop, _) = Stop::begin(SIGTERM, false, &[pid(7)], true);
+        let (mut stop, _) = Stop::begin(SIGTERM, false, &[(pid(7), SIGTERM)], true, None);
         let children = [
             // In a signalled group: already reached.
             (pid(20), Some(pid(7))),
@@ -365,12 +441,15 @@ mod tests {
             // Gone before its group could be read.
             (pid(24), None),
         ];
-        let kills = stop.adopted(&children, &[pid(5), pid(7)]);
+        let kills = stop.adopted(&children, &[(pid(5), SIGTERM), (pid(7), SIGTERM)]);
         let mut want = stop_then_cont(Target::Group(pid(5)), SIGTERM).to_vec();
         want.extend(stop_then_cont(Target::Process(pid(23)), SIGTERM));
         assert_eq!(kills, want);
         // Seen once: the next reap sends nothing again.
-        assert!(stop.adopted(&children, &[pid(5), pid(7)]).is_empty());
+        assert!(
+            stop.adopted(&children, &[(pid(5), SIGTERM), (pid(7), SIGTERM)])
+                .is_empty()
+        );
         // SIGKILL: every signalled group, then every living child.
         let kill = |target| Kill {
             target,
@@ -392,5 +471,52 @@ mod tests {
         assert_eq!(Target::Process(pid(5)).kill_arg(), pid(5));
         assert_eq!(Target::Group(pid(5)).kill_arg(), pid(-5));
         assert_eq!(Target::Everyone.kill_arg(), pid(-1));
+    }
+
+    #[test]
+    fn a_program_with_its_own_stop_signal_gets_it() {
+        let quit = 3;
+        // Not PID 1: each group its own.
+        let (_, kills) = Stop::begin(
+            SIGTERM,
+            false,
+            &[(pid(7), quit), (pid(8), SIGTERM)],
+            true,
+            None,
+        );
+        let mut want = stop_then_cont(Target::Group(pid(7)), quit).to_vec();
+        want.extend(stop_then_cont(Target::Group(pid(8)), SIGTERM));
+        assert_eq!(kills, want);
+        // PID 1: no kill(-1), which would send it TERM as well; every group
+        // its signal and every other process the shutdown's.
+        let others = [
+            (pid(7), Some(pid(7))),
+            (pid(70), Some(pid(7))),
+            (pid(8), Some(pid(8))),
+            (pid(30), Some(pid(30))),
+            (pid(31), None),
+        ];
+        let (_, kills) = Stop::begin(
+            SIGTERM,
+            true,
+            &[(pid(7), quit), (pid(8), SIGTERM)],
+            true,
+            Some(&others),
+        );
+        let mut want = stop_then_cont(Target::Group(pid(7)), quit).to_vec();
+        want.extend(stop_then_cont(Target::Group(pid(8)), SIGTERM));
+        want.extend(stop_then_cont(Target::Process(pid(30)), SIGTERM));
+        want.extend(stop_then_cont(Target::Process(pid(31)), SIGTERM));
+        assert_eq!(kills, want);
+        // PID 1 with no signal of its own: everyone, once.
+        let (_, kills) = Stop::begin(SIGTERM, true, &[(pid(7), SIGTERM)], true, Some(&others));
+        assert_eq!(kills, stop_then_cont(Target::Everyone, SIGTERM));
+    }
+
+    #[test]
+    fn an_adopted_orphan_in_a_programs_group_gets_that_programs_signal() {
+        let (mut stop, _) = Stop::begin(SIGTERM, false, &[], true, None);
+        let kills = stop.adopted(&[(pid(40), Some(pid(7)))], &[(pid(7), 3)]);
+        assert_eq!(kills, stop_then_cont(Target::Group(pid(7)), 3));
     }
 }

@@ -506,3 +506,49 @@ pub fn build_static() -> PathBuf {
     assert!(ok, "cargo static failed");
     target.join("x86_64-unknown-linux-gnu/release/cocalc-init")
 }
+
+pub fn socket(init: &Init) -> PathBuf {
+    init.scratch.path("control.sock")
+}
+
+/// Runs `cocalc-init VERB…` against `init`: (exit code, stdout, stderr).
+pub fn ctl(init: &Init, words: &[&str]) -> (i32, String, String) {
+    ctl_at(&socket(init), words)
+}
+
+pub fn ctl_at(path: &Path, words: &[&str]) -> (i32, String, String) {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(BIN)
+        .args(words)
+        .arg("--control")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The state word of NAME in a status answer.
+pub fn find_state(status: &str, name: &str) -> Option<String> {
+    status
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+}
+
+pub fn state_of(status: &str, name: &str) -> String {
+    find_state(status, name).unwrap_or_else(|| panic!("{name} not in {status}"))
+}
+
+/// Waits until `status NAME` says STATE (the socket may not be up yet).
+pub fn wait_state(init: &Init, name: &str, state: &str) -> String {
+    wait_for(secs(10.0), &format!("{name} {state}"), || {
+        let (_, out, _) = ctl(init, &["status", name]);
+        (find_state(&out, name)? == state).then_some(out)
+    })
+}

@@ -1,0 +1,92 @@
+//! The account a `user=` program runs as, looked up once at start in the
+//! user and group databases (nix wraps getpwnam, getpwuid and
+//! getgrouplist): a name or uid that is not there is a usage error, not a
+//! spawn that fails for ever.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use nix::unistd::{Gid, Uid, User, getgrouplist};
+
+/// A user as a start needs it: who to become, and what to tell the
+/// program in `HOME`, `USER` and `LOGNAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+    /// Supplementary groups from the group database, the primary one
+    /// included (as `login` and `su` set them).
+    pub groups: Vec<Gid>,
+    pub home: PathBuf,
+}
+
+impl Account {
+    /// `text`: a user name, or a uid.
+    pub fn lookup(text: &str) -> Result<Account, String> {
+        if text.is_empty() {
+            return Err("the user is empty".into());
+        }
+        let found = match text.parse::<u32>() {
+            Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+            Err(_) => User::from_name(text),
+        };
+        let user = match found {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(format!("no user '{text}' in the user database")),
+            Err(e) => {
+                return Err(format!(
+                    "cannot look up the user '{text}': {}",
+                    std::io::Error::from(e)
+                ));
+            }
+        };
+        let c_name = CString::new(user.name.as_bytes())
+            .map_err(|_| format!("the user name of '{text}' holds a NUL byte"))?;
+        let groups = getgrouplist(&c_name, user.gid).map_err(|e| {
+            format!(
+                "cannot read the groups of '{}': {}",
+                user.name,
+                std::io::Error::from(e)
+            )
+        })?;
+        Ok(Account {
+            name: user.name,
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+            home: user.dir,
+        })
+    }
+
+    /// Whether starting as this account changes who the program is: init
+    /// running as this very user starts it as it is.
+    pub fn is_other_than_init(&self) -> bool {
+        self.uid != Uid::effective() || self.gid != Gid::effective()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_found_by_name_and_by_uid() {
+        let by_name = Account::lookup("root").unwrap();
+        assert_eq!(by_name.uid, Uid::from_raw(0));
+        assert_eq!(by_name.gid, Gid::from_raw(0));
+        assert!(by_name.groups.contains(&Gid::from_raw(0)));
+        assert_eq!(Account::lookup("0").unwrap(), by_name);
+    }
+
+    #[test]
+    fn an_unknown_or_empty_user_is_refused() {
+        assert!(
+            Account::lookup("no-such-user-here")
+                .unwrap_err()
+                .contains("no user 'no-such-user-here'")
+        );
+        assert_eq!(Account::lookup("").unwrap_err(), "the user is empty");
+        assert!(Account::lookup("4000000000").is_err());
+    }
+}
