@@ -1,6 +1,5 @@
 //! The command line: the option table, `--help`, `--version`, and argv →
-//! [`Config`], and what `--check` reports. No side effects: the caller
-//! prints and exits.
+//! [`Config`]. No side effects: the caller prints and exits.
 //!
 //! argv is split at the first `--` here, by hand: getopts takes only UTF-8
 //! text, and the main command keeps its arguments exactly as the OS gave
@@ -9,7 +8,7 @@
 
 use std::ffi::{CString, OsString};
 use std::fmt;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use getopts::{Fail, Matches, Options};
@@ -19,18 +18,19 @@ use crate::config::{
     Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
     ProgramSpec, Seconds,
 };
-use crate::messages;
 use crate::settings::{self, Key, Settings};
 use crate::shellwords;
-use crate::spawn;
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
 pub const DEFAULT_CONTROL: &str = "/tmp/.cocalc/cocalc-init.sock";
 pub const DEFAULT_STARTSECS: &str = "1";
 pub const DEFAULT_BACKOFF_MAX: &str = "60";
 pub const DEFAULT_GRACE: &str = "8";
-pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
-pub const DEFAULT_LOG_BACKUPS: u32 = 3;
+pub const DEFAULT_EXITCODES: &str = "0,2";
+/// 10 MiB.
+pub const DEFAULT_LOG_MAX_BYTES: &str = "10485760";
+pub const DEFAULT_LOG_BACKUPS: &str = "3";
+pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// More rotated files than this is surely a typo.
 pub const MAX_LOG_BACKUPS: u32 = 1000;
 
@@ -107,131 +107,169 @@ enum Takes {
     Nothing,
 }
 
-/// The option table: (short, long, value name, what it takes, help). The
-/// getopts table and so `--help` are made from it.
-const TABLE: &[(&str, &str, &str, Takes, &str)] = &[
-    (
-        "p",
-        PROGRAM,
-        "NAME=COMMAND",
-        Takes::Values,
-        "supervise COMMAND as NAME (repeatable)",
-    ),
-    (
-        "i",
-        INIT_SCRIPT,
-        "PATH",
-        Takes::Values,
-        "run `bash PATH` if PATH exists (repeatable)",
-    ),
-    (
-        "o",
-        OPTION,
-        "NAME.KEY=VAL",
-        Takes::Values,
-        "a program's own setting (repeatable; keys below)",
-    ),
-    (
-        "x",
-        EXITCODES,
-        "LIST",
-        Takes::Value,
-        "exit codes that are expected [0,2]",
-    ),
-    (
-        "s",
-        STARTSECS,
-        "SECS",
-        Takes::Value,
-        "a shorter run is a failed start [1]",
-    ),
-    (
-        "b",
-        BACKOFF_MAX,
-        "SECS",
-        Takes::Value,
-        "longest wait between restarts [60]",
-    ),
-    (
-        "g",
-        GRACE,
-        "SECS",
-        Takes::Value,
-        "wait after the stop signal before SIGKILL [8]",
-    ),
-    (
-        "l",
-        LOG,
-        "FILE",
-        Takes::Value,
-        "the log; - = stderr [/tmp/.cocalc/cocalc-init.log]",
-    ),
-    (
-        "",
-        LOG_MAX_BYTES,
-        "N",
-        Takes::Value,
-        "rotate the log at N bytes, 0 = never [10485760]",
-    ),
-    (
-        "",
-        LOG_BACKUPS,
-        "K",
-        Takes::Value,
-        "rotated log files kept [3]",
-    ),
-    (
-        "",
-        LOG_LEVEL,
-        "LEVEL",
-        Takes::Value,
-        "debug, info, warn or error [info]",
-    ),
-    (
-        "",
-        CONTROL,
-        "PATH",
-        Takes::Value,
-        "the control socket [/tmp/.cocalc/cocalc-init.sock]",
-    ),
-    (
-        "q",
-        QUIET,
-        "",
-        Takes::Nothing,
-        "do not copy log lines to stderr",
-    ),
-    (
-        "v",
-        VERBOSE,
-        "",
-        Takes::Nothing,
-        "the same as --log-level debug",
-    ),
-    (
-        "",
-        CHECK,
-        "",
-        Takes::Nothing,
-        "check the command line, print what would run",
-    ),
-    ("h", HELP, "", Takes::Nothing, "print this help and exit"),
-    (
-        "V",
-        VERSION,
-        "",
-        Takes::Nothing,
-        "print the version and exit",
-    ),
+/// One option: the getopts table and `--help` are made from these rows,
+/// and a default is written once, here, for both the parse and the help.
+struct Row {
+    short: &'static str,
+    long: &'static str,
+    /// The value's name in `--help`.
+    hint: &'static str,
+    takes: Takes,
+    help: &'static str,
+    default: Option<&'static str>,
+}
+
+const TABLE: &[Row] = &[
+    Row {
+        short: "p",
+        long: PROGRAM,
+        hint: "NAME=COMMAND",
+        takes: Takes::Values,
+        help: "supervise COMMAND as NAME (repeatable)",
+        default: None,
+    },
+    Row {
+        short: "i",
+        long: INIT_SCRIPT,
+        hint: "PATH",
+        takes: Takes::Values,
+        help: "run `bash PATH` if PATH exists (repeatable)",
+        default: None,
+    },
+    Row {
+        short: "o",
+        long: OPTION,
+        hint: "NAME.KEY=VAL",
+        takes: Takes::Values,
+        help: "a program's own setting (repeatable; keys below)",
+        default: None,
+    },
+    Row {
+        short: "x",
+        long: EXITCODES,
+        hint: "LIST",
+        takes: Takes::Value,
+        help: "exit codes that are expected",
+        default: Some(DEFAULT_EXITCODES),
+    },
+    Row {
+        short: "s",
+        long: STARTSECS,
+        hint: "SECS",
+        takes: Takes::Value,
+        help: "a shorter run is a failed start",
+        default: Some(DEFAULT_STARTSECS),
+    },
+    Row {
+        short: "b",
+        long: BACKOFF_MAX,
+        hint: "SECS",
+        takes: Takes::Value,
+        help: "longest wait between restarts",
+        default: Some(DEFAULT_BACKOFF_MAX),
+    },
+    Row {
+        short: "g",
+        long: GRACE,
+        hint: "SECS",
+        takes: Takes::Value,
+        help: "wait after the stop signal before SIGKILL",
+        default: Some(DEFAULT_GRACE),
+    },
+    Row {
+        short: "l",
+        long: LOG,
+        hint: "FILE",
+        takes: Takes::Value,
+        help: "the log; - = stderr",
+        default: Some(DEFAULT_LOG),
+    },
+    Row {
+        short: "",
+        long: LOG_MAX_BYTES,
+        hint: "N",
+        takes: Takes::Value,
+        help: "rotate the log at N bytes, 0 = never",
+        default: Some(DEFAULT_LOG_MAX_BYTES),
+    },
+    Row {
+        short: "",
+        long: LOG_BACKUPS,
+        hint: "K",
+        takes: Takes::Value,
+        help: "rotated log files kept",
+        default: Some(DEFAULT_LOG_BACKUPS),
+    },
+    Row {
+        short: "",
+        long: LOG_LEVEL,
+        hint: "LEVEL",
+        takes: Takes::Value,
+        help: "debug, info, warn or error",
+        default: Some(DEFAULT_LOG_LEVEL),
+    },
+    Row {
+        short: "",
+        long: CONTROL,
+        hint: "PATH",
+        takes: Takes::Value,
+        help: "the control socket",
+        default: Some(DEFAULT_CONTROL),
+    },
+    Row {
+        short: "q",
+        long: QUIET,
+        hint: "",
+        takes: Takes::Nothing,
+        help: "do not copy log lines to stderr",
+        default: None,
+    },
+    Row {
+        short: "v",
+        long: VERBOSE,
+        hint: "",
+        takes: Takes::Nothing,
+        help: "the same as --log-level debug",
+        default: None,
+    },
+    Row {
+        short: "",
+        long: CHECK,
+        hint: "",
+        takes: Takes::Nothing,
+        help: "check the command line, print what would run",
+        default: None,
+    },
+    Row {
+        short: "h",
+        long: HELP,
+        hint: "",
+        takes: Takes::Nothing,
+        help: "print this help and exit",
+        default: None,
+    },
+    Row {
+        short: "V",
+        long: VERSION,
+        hint: "",
+        takes: Takes::Nothing,
+        help: "print the version and exit",
+        default: None,
+    },
 ];
 
 fn options() -> Options {
     let mut opts = Options::new();
-    for &(short, long, hint, takes, help) in TABLE {
-        match takes {
-            Takes::Values => opts.optmulti(short, long, help, hint),
-            Takes::Value => opts.optopt(short, long, help, hint),
-            Takes::Nothing => opts.optflagmulti(short, long, help),
+    for row in TABLE {
+        let (short, long, hint) = (row.short, row.long, row.hint);
+        let help = match row.default {
+            Some(default) => format!("{} [{default}]", row.help),
+            None => row.help.to_string(),
+        };
+        match row.takes {
+            Takes::Values => opts.optmulti(short, long, &help, hint),
+            Takes::Value => opts.optopt(short, long, &help, hint),
+            Takes::Nothing => opts.optflagmulti(short, long, &help),
         };
     }
     opts
@@ -296,155 +334,12 @@ fn fail_message(fail: Fail) -> String {
         Fail::OptionDuplicated(name) => {
             let long = TABLE
                 .iter()
-                .find(|&&(short, long, ..)| short == name || long == name)
-                .map_or(name.as_str(), |&(_, long, ..)| long);
+                .find(|row| row.short == name || row.long == name)
+                .map_or(name.as_str(), |row| row.long);
             format!("option '--{long}' is given more than once")
         }
         Fail::UnexpectedArgument(name) => format!("option '{}' takes no value", dashed(&name)),
         Fail::OptionMissing(name) => format!("option '{}' is missing", dashed(&name)),
-    }
-}
-
-/// What `--check` finds would fail at the start, one line a problem, in
-/// the words a start would log: every program's and the main command's
-/// working folder and command, and each init script that exists but
-/// cannot be read (a missing one is fine: they are optional). Users were
-/// looked up when the options were read.
-pub fn problems(config: &Config) -> Vec<String> {
-    let mut found = Vec::new();
-    let check = |name: &str, command: Option<&std::ffi::OsStr>, dir: Option<&Path>| {
-        let result = match dir {
-            Some(dir) => spawn::check_folder(dir),
-            None => Ok(()),
-        }
-        .and_then(|()| command.map_or(Ok(()), |c| spawn::preflight(c, dir)));
-        result
-            .err()
-            .map(|e| format!("{name}: {}", messages::spawnerr(&e)))
-    };
-    for program in &config.programs {
-        let dir = program.settings.directory.as_deref();
-        match &program.kind {
-            ProgramKind::Command(words) => {
-                found.extend(check(
-                    program.name.as_str(),
-                    words.first().map(std::ffi::OsStr::new),
-                    dir,
-                ));
-            }
-            ProgramKind::InitScript(script) => {
-                if script.exists() {
-                    found.extend(check(program.name.as_str(), None, dir));
-                    if let Err(e) = std::fs::File::open(script) {
-                        found.push(format!(
-                            "{}: cannot read {}: {e}",
-                            program.name,
-                            script.display()
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if let Some(word) = config.main.as_ref().and_then(|m| m.first()) {
-        found.extend(check(
-            MAIN_NAME,
-            Some(std::ffi::OsStr::from_bytes(word.as_bytes())),
-            config.main_settings.directory.as_deref(),
-        ));
-    }
-    found
-}
-
-/// What `--check` prints: the configuration as init understood it.
-pub fn describe(config: &Config) -> String {
-    let mut out = String::new();
-    let defaults = Settings::defaults(&config.policy);
-    let settings = |out: &mut String, settings: &Settings| {
-        for line in settings.differences(&defaults) {
-            out.push_str(&format!("  {line}\n"));
-        }
-    };
-    for program in &config.programs {
-        match &program.kind {
-            ProgramKind::Command(words) => {
-                out.push_str(&format!(
-                    "program {}: {}\n",
-                    program.name,
-                    quote_words(words.iter().map(String::as_str))
-                ));
-            }
-            ProgramKind::InitScript(script) => {
-                let folder = script.parent().unwrap_or(Path::new("/"));
-                let folder = program.settings.directory.as_deref().unwrap_or(folder);
-                out.push_str(&format!(
-                    "init script {}: bash {} (in {}, if it exists at start)\n",
-                    program.name,
-                    shell_quote(&script.to_string_lossy()),
-                    folder.display()
-                ));
-            }
-        }
-        settings(&mut out, &program.settings);
-    }
-    if let Some(main) = &config.main {
-        let words: Vec<String> = main
-            .iter()
-            .map(|w| w.to_string_lossy().into_owned())
-            .collect();
-        out.push_str(&format!(
-            "main: {}\n",
-            quote_words(words.iter().map(String::as_str))
-        ));
-        settings(&mut out, &config.main_settings);
-    }
-    let p = &config.policy;
-    out.push_str(&format!(
-        "expected exit codes: {}; startsecs {}; backoff-max {}; grace {}\n",
-        p.exitcodes, p.startsecs, p.backoff_max, p.grace
-    ));
-    match &config.control {
-        Some(path) => out.push_str(&format!("control socket: {}\n", path.display())),
-        None => out.push_str("control socket: none\n"),
-    }
-    let l = &config.log;
-    let rotation = match l.max_bytes {
-        0 => "never rotated".to_string(),
-        n => format!("rotated at {n} bytes, {} kept", l.backups),
-    };
-    match &l.target {
-        LogTarget::Stderr => out.push_str(&format!(
-            "log: standard error only, {} and above\n",
-            l.level.name()
-        )),
-        LogTarget::File(file) => out.push_str(&format!(
-            "log: {} ({rotation}), {} and above{}\n",
-            file.display(),
-            l.level.name(),
-            if l.quiet {
-                ""
-            } else {
-                ", copied to standard error"
-            }
-        )),
-    }
-    out
-}
-
-fn quote_words<'a>(words: impl Iterator<Item = &'a str>) -> String {
-    words.map(shell_quote).collect::<Vec<_>>().join(" ")
-}
-
-/// A word as a shell would need it quoted to read it back.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -489,7 +384,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
             Some(list) => {
                 ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
             }
-            None => ExitCodes::default(),
+            None => ExitCodes::parse(DEFAULT_EXITCODES).map_err(usage)?,
         },
         startsecs: seconds(&m, STARTSECS, DEFAULT_STARTSECS)?,
         backoff_max: seconds(&m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
@@ -543,7 +438,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         backups: u32::try_from(number(
             &m,
             LOG_BACKUPS,
-            u64::from(DEFAULT_LOG_BACKUPS),
+            DEFAULT_LOG_BACKUPS,
             u64::from(MAX_LOG_BACKUPS),
         )?)
         .unwrap_or(MAX_LOG_BACKUPS),
@@ -695,7 +590,8 @@ fn log_level(m: &Matches) -> Result<LogLevel, UsageError> {
             level.name()
         ))),
         (true, _) => Ok(LogLevel::Debug),
-        (false, level) => Ok(level.unwrap_or(LogLevel::Info)),
+        (false, Some(level)) => Ok(level),
+        (false, None) => LogLevel::parse(DEFAULT_LOG_LEVEL).map_err(usage),
     }
 }
 
@@ -705,10 +601,8 @@ fn seconds(m: &Matches, name: &str, default: &str) -> Result<Seconds, UsageError
     Seconds::parse(text).map_err(|e| usage(format!("--{name}: {e}")))
 }
 
-fn number(m: &Matches, name: &str, default: u64, max: u64) -> Result<u64, UsageError> {
-    let Some(text) = m.opt_str(name) else {
-        return Ok(default);
-    };
+fn number(m: &Matches, name: &str, default: &str, max: u64) -> Result<u64, UsageError> {
+    let text = m.opt_str(name).unwrap_or_else(|| default.to_string());
     match text.trim().parse::<u64>() {
         Ok(n) if n <= max => Ok(n),
         Ok(_) => Err(usage(format!("--{name}: '{text}' is more than {max}"))),
@@ -865,7 +759,7 @@ mod tests {
         ];
         let m = options().parse(Vec::<String>::new()).unwrap();
         for name in names {
-            assert!(TABLE.iter().any(|&(_, long, ..)| long == name), "{name}");
+            assert!(TABLE.iter().any(|row| row.long == name), "{name}");
             assert!(!m.opt_present(name));
         }
         assert_eq!(names.len(), TABLE.len());
@@ -952,7 +846,8 @@ mod tests {
     #[test]
     fn help_lists_every_option_of_the_table() {
         let help = help_text();
-        for &(short, long, hint, ..) in TABLE {
+        for row in TABLE {
+            let (short, long, hint) = (row.short, row.long, row.hint);
             let flag = if short.is_empty() {
                 format!("    --{long}")
             } else {
@@ -963,6 +858,9 @@ mod tests {
                 .find(|l| l.contains(&flag))
                 .unwrap_or_else(|| panic!("{flag} not in help"));
             assert!(line.contains(hint), "{line}");
+            if let Some(default) = row.default {
+                assert!(line.ends_with(&format!("[{default}]")), "{line}");
+            }
         }
         let listed = help
             .lines()
@@ -970,40 +868,6 @@ mod tests {
             .count();
         // Every flag line, plus the `-- COMMAND` line.
         assert_eq!(listed, TABLE.len() + 1, "{help}");
-    }
-
-    #[test]
-    fn check_describes_the_configuration() {
-        let c = match parse(
-            &args(&[
-                "--check",
-                "-p",
-                "a=sh -c 'echo hi'",
-                "-i",
-                "/h/p.sh",
-                "-x",
-                "0,3,3",
-                "--",
-                "x y",
-            ]),
-            Path::new("/"),
-        ) {
-            Ok(Request::Check(c)) => c,
-            other => panic!("{other:?}"),
-        };
-        let text = describe(&c);
-        assert!(text.contains("program a: sh -c 'echo hi'\n"), "{text}");
-        assert!(
-            text.contains("init script p_sh: bash /h/p.sh (in /h, if it exists at start)\n"),
-            "{text}"
-        );
-        assert!(text.contains("main: 'x y'\n"), "{text}");
-        assert!(
-            text.contains("expected exit codes: 0,3; startsecs 1; backoff-max 60; grace 8\n"),
-            "{text}"
-        );
-        assert!(text.contains("log: /tmp/.cocalc/cocalc-init.log (rotated at 10485760 bytes, 3 kept), info and above, copied to standard error\n"), "{text}");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]
@@ -1120,6 +984,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::check;
     use proptest::prelude::*;
 
     const PIECES: &[&str] = &[
@@ -1164,6 +1029,14 @@ mod properties {
         "/",
         "./a.sh",
         "a.b-c_d=e",
+        "-o",
+        "--option",
+        "a.startretries=2",
+        "n.stopsignal=QUIT",
+        "n.environment=A=\"1,2\"",
+        "n.user=root",
+        "main.directory=/",
+        "n.essential=true",
         ",",
         "-pq",
         "-qv",
@@ -1195,7 +1068,7 @@ mod properties {
             match parse(&argv, Path::new("/w")) {
                 Ok(Request::Run(c)) | Ok(Request::Check(c)) => {
                     prop_assert!(!c.programs.is_empty() || c.main.is_some(), "{argv:?}");
-                    let _ = describe(&c);
+                    let _ = check::describe(&c);
                 }
                 Ok(Request::Help | Request::Version) => {}
                 Err(e) => prop_assert!(
@@ -1208,7 +1081,7 @@ mod properties {
         #[test]
         fn split_words_read_back_through_quoting(line in "[a '\"\\\\$\té\n|*#]{0,12}") {
             if let Ok(words) = shellwords::split(&line) {
-                let quoted: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+                let quoted: Vec<String> = words.iter().map(|w| check::shell_quote(w)).collect();
                 prop_assert_eq!(shellwords::split(&quoted.join(" ")).unwrap(), words, "{:?}", line);
             }
         }

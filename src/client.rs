@@ -173,7 +173,7 @@ pub fn exit_status(verb: Verb, lines: &[String]) -> u8 {
 fn is_status_row(line: &str) -> bool {
     matches!(
         line.split_whitespace().nth(1),
-        Some("STARTING" | "RUNNING" | "BACKOFF" | "STOPPING" | "STOPPED" | "EXITED")
+        Some("STARTING" | "RUNNING" | "BACKOFF" | "STOPPING" | "STOPPED" | "EXITED" | "FATAL")
     )
 }
 
@@ -250,5 +250,9 @@ mod tests {
         // A program may be called ERROR or ERROR_x: its row is no error.
         let named = lines(&["ERROR    RUNNING   pid 3", "ERROR_x  RUNNING   pid 4"]);
         assert_eq!(exit_status(Verb::Status, &named), DONE);
+        let fatal = lines(&["ERROR    FATAL     too many start retries too quickly"]);
+        assert_eq!(exit_status(Verb::Status, &fatal), NOT_UP);
+        let not_started = lines(&["later    STOPPED   Not started"]);
+        assert_eq!(exit_status(Verb::Status, &not_started), NOT_UP);
     }
 }

@@ -10,6 +10,7 @@
 //! `open_standard_fds`. SIGPIPE is blocked with every other signal.
 #![cfg_attr(not(test), no_main)]
 
+mod check;
 mod cli;
 mod client;
 mod config;
@@ -120,8 +121,8 @@ fn run() -> u8 {
 /// meet on stderr; 1 if there is any.
 #[cfg_attr(test, allow(dead_code))]
 fn check(config: &config::Config) -> u8 {
-    let status = print_stdout(&cli::describe(config));
-    let problems = cli::problems(config);
+    let status = print_stdout(&check::describe(config));
+    let problems = check::problems(config);
     for problem in &problems {
         let _ = writeln!(std::io::stderr(), "cocalc-init: {problem}");
     }
