@@ -463,6 +463,11 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
                 .map_err(|_| usage("the main command holds a NUL byte"))?,
         ),
     };
+    if main.is_none() && given_keys.iter().any(|(name, _)| name == MAIN_NAME) {
+        return Err(usage(
+            "--option main.…: there is no main command (give it after '--')",
+        ));
+    }
     if main.is_none() && programs.is_empty() {
         return Err(usage(
             "nothing to run: give -p NAME=COMMAND, -i PATH or '-- COMMAND'",

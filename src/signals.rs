@@ -270,19 +270,33 @@ pub fn reset_for_exec() -> Result<(), Errno> {
 
 /// In a child made by fork, before exec: every fd from `first` up is
 /// marked close-on-exec (closing them would also close the pipe that
-/// reports an exec failure, which is close-on-exec already).
+/// reports an exec failure, which is close-on-exec already). Where the
+/// kernel has no close_range (before 5.11) or a filter refuses it, each
+/// fd up to the limit is marked one by one.
 pub fn close_from(first: u32) -> Result<(), Errno> {
-    // SAFETY: close_range takes plain integers; CLOSE_RANGE_CLOEXEC only
-    // sets a flag on each open fd in the range.
-    let rc = unsafe {
-        libc::syscall(
+    // SAFETY: close_range and fcntl take plain integers; they only set a
+    // flag on fds that are open, and report EBADF for the others.
+    unsafe {
+        let rc = libc::syscall(
             libc::SYS_close_range,
             first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+        );
+        if rc == 0 {
+            return Ok(());
+        }
+        let limit = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 1 << 20);
+        let first = libc::c_long::from(first);
+        for fd in first..limit {
+            let fd = libc::c_int::try_from(fd).unwrap_or(libc::c_int::MAX);
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A set of every signal, 1 to 64, for the spawn attribute "set these to

@@ -251,7 +251,13 @@ pub fn spawn<A: AsRef<CStr>>(
                 stdio: &child_ends,
                 account,
             };
-            fork_exec(&child).map_err(fail)?
+            fork_exec(&child).map_err(|(step, error)| match (step, cwd_path) {
+                (Step::Chdir, Some(dir)) => SpawnError::NoDirectory {
+                    dir: dir.display().to_string(),
+                    error,
+                },
+                _ => fail(error),
+            })?
         }
         None => {
             glibc_actions(&mut actions, take_terminal, cwd).map_err(fail)?;
@@ -281,39 +287,58 @@ struct Child<'a> {
     account: &'a Account,
 }
 
+/// Where a forked child failed: entering its folder, or anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Chdir = 1,
+    Other = 2,
+}
+
 /// fork, set the child up as the spawn attributes would and as `account`,
-/// exec. The child's errno comes back through a close-on-exec pipe: end
-/// of file means the exec happened.
-fn fork_exec(child: &Child) -> Result<Pid, Errno> {
-    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
+/// exec. The child's failure (its step and errno) comes back through a
+/// close-on-exec pipe: end of file means the exec happened.
+fn fork_exec(child: &Child) -> Result<Pid, (Step, Errno)> {
+    let other = |e| (Step::Other, e);
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).map_err(other)?;
     // SAFETY: init is single-threaded, so the child is a whole copy of a
     // consistent process: nothing another thread held is left locked.
-    match unsafe { nix::unistd::fork() }? {
+    match unsafe { nix::unistd::fork() }.map_err(other)? {
         ForkResult::Child => {
-            let error = match become_child(child) {
-                Err(e) => e,
+            let (step, error) = match become_child(child) {
+                Err(failure) => failure,
                 Ok(never) => match never {},
             };
-            let _ = nix::unistd::write(&report_write, &(error as i32).to_ne_bytes());
+            let mut report = [0u8; 5];
+            report[0] = step as u8;
+            if let Some(rest) = report.get_mut(1..) {
+                rest.copy_from_slice(&(error as i32).to_ne_bytes());
+            }
+            let _ = nix::unistd::write(&report_write, &report);
             // SAFETY: ends the child at once, running nothing of the
             // parent's copy (no atexit handler, no buffer flushed twice).
             unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child: pid } => {
             drop(report_write);
-            let mut word = [0u8; 4];
+            let mut report = [0u8; 5];
             let mut got = 0;
             loop {
-                match nix::unistd::read(&report_read, word.get_mut(got..).unwrap_or(&mut [])) {
+                match nix::unistd::read(&report_read, report.get_mut(got..).unwrap_or(&mut [])) {
                     Ok(0) => break,
                     Ok(n) => {
                         got += n;
-                        if got >= word.len() {
+                        if got >= report.len() {
                             break;
                         }
                     }
                     Err(Errno::EINTR) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // Not knowing whether it will exec, it must not run
+                        // beside the copy the next start makes.
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(pid, None);
+                        return Err(other(e));
+                    }
                 }
             }
             if got == 0 {
@@ -321,45 +346,58 @@ fn fork_exec(child: &Child) -> Result<Pid, Errno> {
             }
             // It did not exec: reap it here, it is no program's.
             let _ = nix::sys::wait::waitpid(pid, None);
-            Err(Errno::from_raw(i32::from_ne_bytes(word)))
+            let mut errno = [0u8; 4];
+            errno.copy_from_slice(report.get(1..5).unwrap_or(&[0; 4]));
+            let step = if report[0] == Step::Chdir as u8 {
+                Step::Chdir
+            } else {
+                Step::Other
+            };
+            Err((step, Errno::from_raw(i32::from_ne_bytes(errno))))
         }
     }
 }
 
-/// In the forked child: only returns an error.
-fn become_child(child: &Child) -> Result<std::convert::Infallible, Errno> {
+/// In the forked child: only returns, with the step that failed. The
+/// folder is entered as the user, so that one it may not enter is an
+/// error, as it would be for the user by hand.
+fn become_child(child: &Child) -> Result<std::convert::Infallible, (Step, Errno)> {
     use nix::unistd::{
         chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, setgid, setgroups, setpgid, setsid,
         setuid, tcsetpgrp,
     };
+    let other = |e| (Step::Other, e);
     match child.isolation {
         Isolation::Program => {
-            setsid()?;
+            setsid().map_err(other)?;
         }
         Isolation::Main => {
-            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(other)?;
             if child.take_terminal {
                 // Still with every signal blocked: SIGTTOU cannot stop us.
-                tcsetpgrp(std::io::stdin(), nix::unistd::getpid())?;
+                tcsetpgrp(std::io::stdin(), nix::unistd::getpid()).map_err(other)?;
             }
         }
     }
     let mut stdio = child.stdio.iter();
     if let (Some(input), Some(output), Some(errors)) = (stdio.next(), stdio.next(), stdio.next()) {
-        dup2_stdin(input)?;
-        dup2_stdout(output)?;
-        dup2_stderr(errors)?;
-    }
-    if let Some(dir) = child.cwd {
-        chdir(dir)?;
+        dup2_stdin(input).map_err(other)?;
+        dup2_stdout(output).map_err(other)?;
+        dup2_stderr(errors).map_err(other)?;
     }
     let account = child.account;
-    setgroups(&account.groups)?;
-    setgid(account.gid)?;
-    setuid(account.uid)?;
-    signals::reset_for_exec()?;
-    signals::close_from(3)?;
-    execve(&child.path, &child.argv, child.env)
+    setgroups(&account.groups).map_err(other)?;
+    setgid(account.gid).map_err(other)?;
+    setuid(account.uid).map_err(other)?;
+    if let Some(dir) = child.cwd {
+        chdir(dir).map_err(|e| (Step::Chdir, e))?;
+    }
+    signals::reset_for_exec().map_err(other)?;
+    signals::close_from(3).map_err(other)?;
+    match execve(&child.path, &child.argv, child.env) {
+        Ok(never) => match never {},
+        Err(e) => Err(other(e)),
+    }
 }
 
 /// Why `dir`, a working folder, cannot be entered.

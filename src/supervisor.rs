@@ -51,6 +51,8 @@ struct MainCommand {
     /// How it ended, and when.
     exit: Option<ExitKind>,
     ended_at: Option<SystemTime>,
+    /// Sent SIGKILL at the end of `-g` (said in the log once).
+    killed: bool,
 }
 
 enum Phase {
@@ -363,6 +365,7 @@ impl Supervisor {
                     since: Instant::now(),
                     exit: None,
                     ended_at: None,
+                    killed: false,
                 });
                 self.have_children = true;
                 None
@@ -459,15 +462,15 @@ impl Supervisor {
             Some((Ended::Exit { how, .. }, _)) => Some(how),
             _ => None,
         };
-        let status = match (program.state, how) {
-            (_, Some(how)) => how.shell_status(),
-            (_, None) => 1,
+        // A FATAL program failed, even when its last code was 0: a
+        // restart policy of "on failure" must see a failure.
+        let fatal = program.state == crate::program::State::Fatal;
+        let status = match how.map(|h| h.shell_status()) {
+            Some(0) if fatal => 1,
+            Some(status) => status,
+            None => 1,
         };
-        logging::warn(messages::essential_down(
-            program.name.as_str(),
-            program.state == crate::program::State::Fatal,
-            how,
-        ));
+        logging::warn(messages::essential_down(program.name.as_str(), fatal, how));
         self.essential_status = Some(status);
         self.begin_shutdown(signals::SIGTERM, now);
     }
@@ -621,7 +624,9 @@ impl Supervisor {
             }
         }
         match self.phase {
-            Phase::ShuttingDown { .. } if !self.is_pid1 => self.signal_adopted(),
+            Phase::ShuttingDown { ref stop, .. } if !self.is_pid1 || stop.per_process => {
+                self.signal_adopted();
+            }
             Phase::Killing { .. } if self.have_children => self.rekill(),
             _ => {}
         }

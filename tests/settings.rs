@@ -405,6 +405,25 @@ fn a_missing_directory_is_a_spawnerr_and_a_check_problem() {
     );
 }
 
+#[test]
+fn a_folder_the_user_may_not_enter_is_a_spawnerr() {
+    // /root is 0700: root could enter it, the user cannot; the folder is
+    // entered as the user.
+    let mut init = init(Mode::Child, "no-entry")
+        .args(&[
+            "-p",
+            "w=pwd",
+            "-o",
+            "w.user=nobody",
+            "-o",
+            "w.directory=/root",
+        ])
+        .start();
+    init.wait_log("spawnerr: couldn't chdir to /root: Permission denied");
+    assert!(!init.log_text().contains("w stdout: /root"));
+    assert_eq!(init.stop(), 0);
+}
+
 /// `cocalc-init --check ARGS`: (exit code, stdout and stderr).
 fn check(args: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)
@@ -492,6 +511,9 @@ fn bad_options_are_usage_errors() {
         args.extend(["-o", option]);
         refused(&args, needle);
     }
+    let mut no_main = p.to_vec();
+    no_main.extend(["-o", "main.user=nobody"]);
+    refused(&no_main, "there is no main command");
     let mut twice = p.to_vec();
     twice.extend(["-o", "web.grace=1"]);
     refused(&twice, "unknown key 'grace'");

@@ -91,6 +91,10 @@ impl Supervisor {
             client: request.client,
             items,
         });
+        // Due now: started in this turn, not at the next wake. After the
+        // waiter is kept, so that a start that ends init (an essential
+        // program that cannot start) still answers its client.
+        self.start_due(now);
         self.settle_waiters(now);
     }
 
@@ -201,8 +205,6 @@ impl Supervisor {
             });
         }
         self.apply(&kills);
-        // Due now: started in this turn, not at the next wake.
-        self.start_due(now);
         if every && items.is_empty() {
             items.push(Item::Line(format!("{ALL_NAME}: nothing to do")));
         }

@@ -55,6 +55,10 @@ pub struct Stop {
     pub signal: i32,
     /// PID 1: signals go to every process, not to groups one by one.
     everyone: bool,
+    /// PID 1 with a program whose stop signal is its own: the stop signal
+    /// goes process by process (and to adopted ones as they come), SIGKILL
+    /// still to everyone.
+    pub per_process: bool,
     /// The groups sent a stop signal (as PID 1: those with a signal of
     /// their own).
     groups: Vec<Pid>,
@@ -83,6 +87,7 @@ impl Stop {
         let mut stop = Stop {
             signal,
             everyone,
+            per_process: false,
             groups: Vec::new(),
             seen: Vec::new(),
         };
@@ -96,10 +101,12 @@ impl Stop {
             }
             (true, _) if !any_child => {}
             (true, Some(others)) if own_signals => {
+                stop.per_process = true;
                 for &(pgid, sig) in groups {
                     stop.stop_group(pgid, sig, &mut kills);
                 }
                 for &(pid, pgid) in others {
+                    stop.seen.push(pid);
                     if !pgid.is_some_and(|g| stop.groups.contains(&g)) {
                         stop.stop_signal(Target::Process(pid), signal, &mut kills);
                     }
@@ -123,7 +130,7 @@ impl Stop {
     ) -> Vec<Kill> {
         let mut kills = Vec::new();
         for &(pid, pgid) in children {
-            if self.everyone || self.seen.contains(&pid) {
+            if (self.everyone && !self.per_process) || self.seen.contains(&pid) {
                 continue;
             }
             self.seen.push(pid);
@@ -203,8 +210,12 @@ impl Supervisor {
                 .map(|m| (m.pid, self.main_stopsignal.unwrap_or(sig))),
         );
         let any_child = self.is_pid1 && procs::has_children();
+        // Without /proc, everyone gets the shutdown's signal after all.
         let others = if self.is_pid1 && any_child && groups.iter().any(|&(_, s)| s != sig) {
-            Some(with_groups(self.unknown_children()))
+            procs::others(self.me)
+                .map_err(|e| logging::error(messages::runtime_error("cannot read /proc", &e)))
+                .ok()
+                .map(with_groups)
         } else {
             None
         };
@@ -311,9 +322,10 @@ impl Supervisor {
     /// `-g` is over for the main command while a program's longer
     /// stopwaitsecs runs: SIGKILL to its group.
     pub(super) fn kill_main(&mut self) {
-        let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) else {
+        let Some(main) = self.main.as_mut().filter(|m| m.exit.is_none()) else {
             return;
         };
+        main.killed = true;
         logging::warn(messages::killing(MAIN_NAME, main.pid));
         self.killed_any = true;
         let kill = Kill {
@@ -337,7 +349,7 @@ impl Supervisor {
                 self.killed_any = true;
             }
         }
-        if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
+        if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none() && !m.killed) {
             logging::warn(messages::killing(MAIN_NAME, main.pid));
             self.killed_any = true;
         }
