@@ -18,6 +18,7 @@ use crate::config::{
     Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
     ProgramSpec, Seconds,
 };
+use crate::order;
 use crate::settings::{self, Key, Settings};
 use crate::shellwords;
 
@@ -424,6 +425,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     for value in m.opt_strs(OPTION) {
         apply_option(&value, &mut programs, &mut main_settings, &mut given_keys)?;
     }
+    check_order(&programs, &main_settings)?;
 
     let target = match m.opt_str(LOG).as_deref() {
         // /dev/stderr is a link, which the log never follows: it means `-`.
@@ -514,8 +516,8 @@ fn apply_option(
     let target = if name == MAIN_NAME {
         if !key.applies_to_main() {
             return Err(bad(&format!(
-                "the main command takes only directory, environment, user and stopsignal: \
-                 its end ends init, so {} does not apply",
+                "the main command takes only directory, environment, user, stopsignal \
+                 and after: its end ends init, so {} does not apply",
                 key.name()
             )));
         }
@@ -544,6 +546,41 @@ fn apply_option(
         }
     }
     Ok(())
+}
+
+/// Every `after` names another program, never `main`, and the order has
+/// no cycle.
+fn check_order(programs: &[ProgramSpec], main: &Settings) -> Result<(), UsageError> {
+    let index = |name: &str| programs.iter().position(|p| p.name.as_str() == name);
+    let owners = programs
+        .iter()
+        .map(|p| (p.name.as_str(), &p.settings))
+        .chain(std::iter::once((MAIN_NAME, main)));
+    for (owner, settings) in owners {
+        for dep in &settings.after {
+            let bad = |why: String| Err(usage(format!("--option '{owner}.after={dep}': {why}")));
+            if dep == MAIN_NAME {
+                return bad("no program can come after the main command".into());
+            }
+            if dep == owner {
+                return bad(format!("{owner} cannot come after itself"));
+            }
+            if index(dep).is_none() {
+                return bad(format!(
+                    "no program is named '{dep}' (programs are named by -p NAME=… and -i PATH)"
+                ));
+            }
+        }
+    }
+    let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+    let after: Vec<Vec<usize>> = programs
+        .iter()
+        .map(|p| p.settings.after.iter().filter_map(|d| index(d)).collect())
+        .collect();
+    match order::find_cycle(&names, &after) {
+        Some(cycle) => Err(usage(format!("the start order has a cycle: {cycle}"))),
+        None => Ok(()),
+    }
 }
 
 fn parse_program(value: &str, defaults: &Settings) -> Result<ProgramSpec, UsageError> {

@@ -2,8 +2,9 @@
 //! signal`, run inside the container. It connects to a running init's
 //! control socket, sends one request line, prints the answer, and exits
 //! with a status fit for a Kubernetes exec probe:
-//! 0 done, or every named program up; 3 a named program is not up; 1 an
-//! error reply (wins over 3); 2 a usage error; 4 no init answers.
+//! 0 done, or every named program up; 3 a named program is not up (or a
+//! start waits for its `after`); 1 an error reply (wins over 3); 2 a usage
+//! error; 4 no init answers.
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
@@ -165,7 +166,11 @@ pub fn exit_status(verb: Verb, lines: &[String]) -> u8 {
     if error || lines.is_empty() {
         return ERROR;
     }
-    let not_up = verb == Verb::Status && lines.iter().any(|l| !is_up(l));
+    // A start held back by `after` answers `NAME: waiting for A`.
+    let not_up = match verb {
+        Verb::Status => lines.iter().any(|l| !is_up(l)),
+        _ => lines.iter().any(|l| l.contains(": waiting for ")),
+    };
     if not_up { NOT_UP } else { DONE }
 }
 
@@ -177,10 +182,11 @@ fn is_status_row(line: &str) -> bool {
     )
 }
 
-/// Whether a status row says up.
+/// Whether a status row says up: RUNNING, or EXITED with an expected
+/// code. STARTING is not yet: what a readiness probe must see.
 fn is_up(line: &str) -> bool {
     match line.split_whitespace().nth(1) {
-        Some("STARTING" | "RUNNING") => true,
+        Some("RUNNING") => true,
         Some("EXITED") => !line.contains("not expected"),
         _ => false,
     }
@@ -224,9 +230,14 @@ mod tests {
             "sshd   RUNNING   pid 12, uptime 0:05:12",
             "init   EXITED    Nov 27 04:40 PM (exit status 0; expected)",
             "p_sh   EXITED    skipped: /h/p.sh does not exist",
-            "web    STARTING  pid 9",
         ]);
         assert_eq!(exit_status(Verb::Status, &up), DONE);
+        let starting = lines(&["web    STARTING  pid 9"]);
+        assert_eq!(exit_status(Verb::Status, &starting), NOT_UP);
+        let held = lines(&["web    STARTING  waiting for db"]);
+        assert_eq!(exit_status(Verb::Status, &held), NOT_UP);
+        let start_held = lines(&["web: waiting for db"]);
+        assert_eq!(exit_status(Verb::Start, &start_held), NOT_UP);
         let mut down = up.clone();
         down.push(
             "tick   BACKOFF   exit status 1; not expected; starts again in 4 s; 5 restarts".into(),

@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 
 use crate::config::{MAIN_NAME, Seconds};
 use crate::logging::Stream;
+use crate::settings::Ready;
 use crate::signals::signal_name;
 use crate::spawn::SpawnError;
 use crate::status::ExitKind;
@@ -70,6 +71,42 @@ pub fn backoff(name: &str, after: Duration) -> impl Display {
             seconds(after)
         )
     })
+}
+
+/// A program up because its readiness was seen (not by `startsecs`).
+pub fn success_ready<'a>(name: &'a str, ready: &'a Ready) -> impl Display + 'a {
+    text(move |f| {
+        write!(f, "success: {name} entered RUNNING state, ")?;
+        match ready {
+            Ready::Notify => f.write_str("process reported ready"),
+            Ready::Tcp(addr) => write!(f, "tcp:{addr} accepts connections"),
+            Ready::Exists(path) => write!(f, "{} exists", path.display()),
+            Ready::Startsecs | Ready::Exited => f.write_str("ready"),
+        }
+    })
+}
+
+/// A notify datagram from a process of no program.
+pub fn notify_ignored(sender: Pid) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "notify: ignored a datagram from pid {sender}: no program's"
+        )
+    })
+}
+
+pub fn notify_dropped() -> impl Display {
+    text(|f| {
+        f.write_str(
+            "notify: dropped a datagram over 4096 bytes or without its sender's credentials",
+        )
+    })
+}
+
+/// A start held back by `after`: said once each time a start must wait.
+pub fn waiting_after<'a>(name: &'a str, on: &'a [String]) -> impl Display + 'a {
+    text(move |f| write!(f, "waiting: {name} starts after {}", Joined(on.iter())))
 }
 
 /// supervisord's words when `startretries` are used up.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::unistd::Pid;
 
 use crate::config::{Policy, ProgramName};
-use crate::settings::{AutoRestart, Settings};
+use crate::settings::{AutoRestart, Ready, Settings};
 use crate::status::ExitKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,8 @@ pub struct Status {
     /// STOPPED, EXITED or FATAL.
     pub state: &'static str,
     pub detail: String,
-    /// Counts as up for the exit status: STARTING, RUNNING, or EXITED with
-    /// an expected code.
+    /// Counts as up for the exit status: RUNNING, or EXITED with an
+    /// expected code (see [`Program::is_up`]).
     pub up: bool,
 }
 
@@ -132,6 +132,12 @@ pub struct Program {
     pub settings: Settings,
     /// Its environment, where its settings change init's.
     pub env: Option<Vec<CString>>,
+    /// Due, but held back by these programs of its `after` (not up).
+    pub waiting_for: Vec<String>,
+    /// `ready=tcp|exists`: when the next probe is due, while starting.
+    pub probe_at: Option<Instant>,
+    /// The last `STATUS=` it sent to the notify socket.
+    pub status_text: Option<String>,
     pub state: State,
     /// Consecutive runs shorter than `startsecs`, failed spawns included.
     short_runs: u32,
@@ -183,6 +189,9 @@ impl Program {
             cwd,
             settings,
             env: None,
+            waiting_for: Vec::new(),
+            probe_at: None,
+            status_text: None,
             state,
             short_runs: 0,
             pgid: None,
@@ -218,13 +227,29 @@ impl Program {
         self.settings.stopsignal.unwrap_or(sig)
     }
 
-    /// When this program next needs the loop's attention, if ever.
+    /// When this program next needs the loop's attention, if ever. One
+    /// held back by its `after` has none: a change of another program's
+    /// state wakes the loop anyway.
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Waiting { at } => Some(at),
-            State::Starting { since, .. } => since.checked_add(self.settings.startsecs.duration()),
+            State::Waiting { at } if self.waiting_for.is_empty() => Some(at),
+            State::Starting { since, .. } => match self.settings.ready {
+                Ready::Startsecs => since.checked_add(self.settings.startsecs.duration()),
+                Ready::Tcp(_) | Ready::Exists(_) => self.probe_at,
+                Ready::Notify | Ready::Exited => None,
+            },
             State::Stopping { kill_at, .. } => kill_at,
             _ => None,
+        }
+    }
+
+    /// Up: what `after`, `wait` and `status`'s exit status wait for —
+    /// RUNNING (ready), or EXITED with an expected code.
+    pub fn is_up(&self) -> bool {
+        match self.state {
+            State::Running { .. } => true,
+            State::Exited => matches!(self.ended, Some((Ended::Exit { expected: true, .. }, _))),
+            _ => false,
         }
     }
 
@@ -234,6 +259,11 @@ impl Program {
 
     pub fn started(&mut self, pid: Pid, now: Instant) {
         self.state = State::Starting { pid, since: now };
+        self.status_text = None;
+        self.probe_at = match self.settings.ready {
+            Ready::Tcp(_) | Ready::Exists(_) => now.checked_add(crate::probe::EVERY),
+            _ => None,
+        };
         self.pgid = Some(pid);
         self.starts = self.starts.saturating_add(1);
     }
@@ -268,14 +298,30 @@ impl Program {
         Then::Restart(wait)
     }
 
-    /// Starting → Running once `startsecs` have passed; true when it did.
+    /// Starting → Running once `startsecs` have passed (`ready=startsecs`);
+    /// true when it did.
     pub fn confirm(&mut self, now: Instant) -> bool {
+        if self.settings.ready != Ready::Startsecs {
+            return false;
+        }
         if let State::Starting { pid, since } = self.state {
             if now.saturating_duration_since(since) >= self.settings.startsecs.duration() {
                 self.state = State::Running { pid, since };
                 self.short_runs = 0;
                 return true;
             }
+        }
+        false
+    }
+
+    /// Starting → Running because its readiness was seen (a `READY=1`, a
+    /// probe that succeeded); true when it did.
+    pub fn became_ready(&mut self) -> bool {
+        if let State::Starting { pid, since } = self.state {
+            self.state = State::Running { pid, since };
+            self.short_runs = 0;
+            self.probe_at = None;
+            return true;
         }
         false
     }
@@ -290,8 +336,11 @@ impl Program {
     ) -> Option<Exit> {
         let expected =
             matches!(how, ExitKind::Code(code) if self.settings.exitcodes.contains(code));
-        let since = match self.state {
-            State::Starting { since, .. } | State::Running { since, .. } => since,
+        // Whether the run counts as a start that worked: with startsecs,
+        // by how long it lasted; otherwise, whether it got ready.
+        let (since, was_ready) = match self.state {
+            State::Starting { since, .. } => (since, false),
+            State::Running { since, .. } => (since, true),
             State::Stopping { after, .. } => {
                 self.ended = Some((Ended::Exit { how, expected }, wall));
                 self.state = match after {
@@ -314,6 +363,13 @@ impl Program {
             }
         };
         self.ended = Some((Ended::Exit { how, expected }, wall));
+        self.probe_at = None;
+        let worked = match self.settings.ready {
+            Ready::Startsecs => {
+                now.saturating_duration_since(since) >= self.settings.startsecs.duration()
+            }
+            _ => was_ready,
+        };
         let restart = match self.settings.autorestart {
             AutoRestart::Always => true,
             AutoRestart::Unexpected => !expected,
@@ -324,7 +380,7 @@ impl Program {
             // with 0 is a success, not a failed start.
             self.state = State::Exited;
             Then::Down
-        } else if now.saturating_duration_since(since) >= self.settings.startsecs.duration() {
+        } else if worked {
             self.short_runs = 0;
             self.restart_after(now, policy)
         } else {
@@ -466,11 +522,19 @@ impl Program {
                 "too many start retries too quickly".to_string(),
                 false,
             ),
+            State::Waiting { .. } if !self.waiting_for.is_empty() => (
+                "STARTING",
+                format!("waiting for {}", self.waiting_for.join(", ")),
+                false,
+            ),
             State::Waiting { at } => match self.ended {
-                None => ("STARTING", String::new(), true),
+                None => ("STARTING", String::new(), false),
                 Some((ended, _)) => {
                     let last = match ended {
-                        Ended::Exit { how, .. } => format!("{how}; not expected"),
+                        Ended::Exit { how, expected } => {
+                            let word = if expected { "expected" } else { "not expected" };
+                            format!("{how}; {word}")
+                        }
                         Ended::SpawnFailed => "spawn error".to_string(),
                     };
                     let wait = at.saturating_duration_since(now).as_secs_f64().ceil();
@@ -485,7 +549,7 @@ impl Program {
                     )
                 }
             },
-            State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), true),
+            State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), false),
             State::Running { pid, since } => ("RUNNING", running(pid, since, now), true),
             State::Exited => match self.ended {
                 Some((Ended::Exit { how, expected }, at)) => {
@@ -504,6 +568,9 @@ impl Program {
         };
         if let (Some(user), Some(_)) = (&self.settings.user, self.pid()) {
             detail.push_str(&format!(", user {}", user.name));
+        }
+        if let (Some(text), Some(_)) = (&self.status_text, self.pid()) {
+            detail.push_str(&format!("; {text}"));
         }
         Status { state, detail, up }
     }

@@ -3,6 +3,7 @@
 //! the command line's global flags (`-x`, `-s`, `-g`) make.
 
 use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use crate::config::{ExitCodes, Policy, Seconds};
@@ -30,6 +31,72 @@ impl AutoRestart {
     }
 }
 
+/// When a start counts as done: RUNNING, the `success:` line, what
+/// `after` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// Up once it has stayed up `startsecs`.
+    Startsecs,
+    /// Up when a process of its session sends `READY=1` to `NOTIFY_SOCKET`.
+    Notify,
+    /// Up when a connection to this address succeeds.
+    Tcp(SocketAddr),
+    /// Up when this path exists.
+    Exists(PathBuf),
+    /// Up only once it has exited with an expected code.
+    Exited,
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ready::Startsecs => f.write_str("startsecs"),
+            Ready::Notify => f.write_str("notify"),
+            Ready::Tcp(addr) => write!(f, "tcp:{addr}"),
+            Ready::Exists(path) => write!(f, "exists:{}", path.display()),
+            Ready::Exited => f.write_str("exited"),
+        }
+    }
+}
+
+impl Ready {
+    fn parse(text: &str) -> Result<Ready, String> {
+        match text {
+            "startsecs" => return Ok(Ready::Startsecs),
+            "notify" => return Ok(Ready::Notify),
+            "exited" => return Ok(Ready::Exited),
+            _ => {}
+        }
+        if let Some(path) = text.strip_prefix("exists:") {
+            if !path.starts_with('/') {
+                return Err(format!("'{path}' is not an absolute path"));
+            }
+            return Ok(Ready::Exists(PathBuf::from(path)));
+        }
+        if let Some(target) = text.strip_prefix("tcp:") {
+            let (host, port) = match target.rsplit_once(':') {
+                Some((host, port)) => (host.trim_start_matches('[').trim_end_matches(']'), port),
+                None => ("127.0.0.1", target),
+            };
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("'{port}' is not a port (1 to 65535)"))?;
+            // Looked up once, here: the loop never waits on a resolver.
+            let addr = (host, port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| format!("cannot resolve the host '{host}'"))?;
+            return Ok(Ready::Tcp(addr));
+        }
+        Err(format!(
+            "'{text}' is not startsecs, notify, exited, tcp:[HOST:]PORT or exists:PATH"
+        ))
+    }
+}
+
 /// One program's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -49,6 +116,9 @@ pub struct Settings {
     pub user: Option<Account>,
     /// Its end for good ends init.
     pub essential: bool,
+    /// Programs that must be up before each of its starts.
+    pub after: Vec<String>,
+    pub ready: Ready,
 }
 
 impl Settings {
@@ -66,6 +136,8 @@ impl Settings {
             environment: Vec::new(),
             user: None,
             essential: false,
+            after: Vec::new(),
+            ready: Ready::Startsecs,
         }
     }
 
@@ -137,6 +209,10 @@ impl Settings {
             self.essential == base.essential,
             &self.essential,
         );
+        if !self.after.is_empty() {
+            differ(Key::After, false, &self.after.join(","));
+        }
+        differ(Key::Ready, self.ready == base.ready, &self.ready);
         lines
     }
 }
@@ -155,9 +231,11 @@ pub enum Key {
     Environment,
     User,
     Essential,
+    After,
+    Ready,
 }
 
-pub const KEYS: [Key; 11] = [
+pub const KEYS: [Key; 13] = [
     Key::Exitcodes,
     Key::Startsecs,
     Key::Startretries,
@@ -169,6 +247,8 @@ pub const KEYS: [Key; 11] = [
     Key::Environment,
     Key::User,
     Key::Essential,
+    Key::After,
+    Key::Ready,
 ];
 
 impl Key {
@@ -185,6 +265,8 @@ impl Key {
             Key::Environment => "environment",
             Key::User => "user",
             Key::Essential => "essential",
+            Key::After => "after",
+            Key::Ready => "ready",
         }
     }
 
@@ -193,17 +275,17 @@ impl Key {
     }
 
     /// Whether the main command takes it: its end ends init, so nothing
-    /// about restarting or starting it applies.
+    /// about restarting it applies.
     pub fn applies_to_main(self) -> bool {
         matches!(
             self,
-            Key::Directory | Key::Environment | Key::User | Key::Stopsignal
+            Key::Directory | Key::Environment | Key::User | Key::Stopsignal | Key::After
         )
     }
 
     /// Whether it may be given more than once for one program.
     pub fn repeats(self) -> bool {
-        self == Key::Environment
+        matches!(self, Key::Environment | Key::After)
     }
 }
 
@@ -274,6 +356,17 @@ pub fn apply(settings: &mut Settings, key: Key, value: &str) -> Result<(), Strin
             }
         }
         Key::User => settings.user = Some(Account::lookup(value)?),
+        Key::After => {
+            for name in value.split(',') {
+                if name.is_empty() {
+                    return Err(format!("'{value}' has an empty name"));
+                }
+                if !settings.after.iter().any(|n| n == name) {
+                    settings.after.push(name.to_string());
+                }
+            }
+        }
+        Key::Ready => settings.ready = Ready::parse(value)?,
     }
     Ok(())
 }
@@ -407,6 +500,29 @@ mod tests {
         assert!(set("directory", "srv").is_err());
         assert!(set("exitcodes", "0,300").is_err());
         assert!(set("user", "").is_err());
+        assert_eq!(set("after", "a,b").unwrap().after, ["a", "b"]);
+        assert!(set("after", "a,,b").is_err());
+        assert_eq!(set("ready", "notify").unwrap().ready, Ready::Notify);
+        assert_eq!(set("ready", "exited").unwrap().ready, Ready::Exited);
+        assert_eq!(
+            set("ready", "tcp:5432").unwrap().ready,
+            Ready::Tcp("127.0.0.1:5432".parse().unwrap())
+        );
+        assert_eq!(
+            set("ready", "tcp:127.0.0.2:80").unwrap().ready,
+            Ready::Tcp("127.0.0.2:80".parse().unwrap())
+        );
+        assert_eq!(
+            set("ready", "tcp:[::1]:80").unwrap().ready,
+            Ready::Tcp("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            set("ready", "exists:/run/x.pid").unwrap().ready,
+            Ready::Exists("/run/x.pid".into())
+        );
+        for bad in ["tcp:0", "tcp:http", "tcp:70000", "exists:rel", "soon", ""] {
+            assert!(set("ready", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -138,10 +138,15 @@ pub fn environment() -> Vec<&'static CStr> {
 }
 
 /// The environment a child with these settings gets: init's, then the
-/// user's `HOME`, `USER` and `LOGNAME`, then its `environment=`, each
-/// replacing a variable of the same name. None: init's as it is.
-pub fn environment_for(base: &[&CStr], settings: &Settings) -> Option<Vec<CString>> {
-    if settings.environment.is_empty() && settings.user.is_none() {
+/// user's `HOME`, `USER` and `LOGNAME`, then its `environment=`, then
+/// `extra` (init's own: `NOTIFY_SOCKET`), each replacing a variable of the
+/// same name. None: init's as it is.
+pub fn environment_for(
+    base: &[&CStr],
+    settings: &Settings,
+    extra: Option<(&str, &str)>,
+) -> Option<Vec<CString>> {
+    if settings.environment.is_empty() && settings.user.is_none() && extra.is_none() {
         return None;
     }
     let mut set: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -155,9 +160,14 @@ pub fn environment_for(base: &[&CStr], settings: &Settings) -> Option<Vec<CStrin
             set.push((key.as_bytes().to_vec(), value));
         }
     }
-    for (key, value) in &settings.environment {
+    let own = settings
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra);
+    for (key, value) in own {
         set.retain(|(k, _)| k.as_slice() != key.as_bytes());
-        set.push((key.clone().into_bytes(), value.clone().into_bytes()));
+        set.push((key.as_bytes().to_vec(), value.as_bytes().to_vec()));
     }
     let name_of = |entry: &[u8]| entry.split(|&b| b == b'=').next().map(<[u8]>::to_vec);
     let mut env: Vec<CString> = base

@@ -25,14 +25,17 @@ use crate::config::{Config, MAIN_NAME, Policy, ProgramKind, ProgramName};
 use crate::control::Control;
 use crate::logging::{self, Level, Stream};
 use crate::messages;
+use crate::notify::Notify;
+use crate::order;
 use crate::output::{Pipe, PipeRead, READ_CHUNK};
 use crate::program::{Ended, Exit, Program, Then};
-use crate::settings::Settings;
+use crate::settings::{Ready, Settings};
 use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::stderr;
 
+mod readiness;
 mod requests;
 mod shutdown;
 
@@ -53,6 +56,65 @@ struct MainCommand {
     ended_at: Option<SystemTime>,
     /// Sent SIGKILL at the end of `-g` (said in the log once).
     killed: bool,
+}
+
+/// What each fd of a wait is, so that adding a source cannot shift
+/// another's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Signals,
+    Pipe(usize),
+    Notify,
+    Probe(usize),
+    /// The control socket's listener and clients, in its own order.
+    Control,
+}
+
+/// What the last wait found ready, by source.
+#[derive(Debug, Default)]
+struct Woken {
+    signals: bool,
+    pipes: Vec<bool>,
+    notify: bool,
+    probes: Vec<bool>,
+    /// For the fds `Control::poll_fds` gave, in its order.
+    control: Vec<bool>,
+}
+
+impl Woken {
+    fn clear(&mut self, pipes: usize, probes: usize) {
+        self.signals = false;
+        self.notify = false;
+        self.pipes.clear();
+        self.pipes.resize(pipes, false);
+        self.probes.clear();
+        self.probes.resize(probes, false);
+        self.control.clear();
+    }
+
+    fn set(&mut self, source: Source, ready: bool) {
+        match source {
+            Source::Signals => self.signals = ready,
+            Source::Notify => self.notify = ready,
+            Source::Pipe(i) => {
+                if let Some(slot) = self.pipes.get_mut(i) {
+                    *slot = ready;
+                }
+            }
+            Source::Probe(i) => {
+                if let Some(slot) = self.probes.get_mut(i) {
+                    *slot = ready;
+                }
+            }
+            Source::Control => self.control.push(ready),
+        }
+    }
+}
+
+/// A connect under way for a `ready=tcp` program.
+struct Probe {
+    program: usize,
+    fd: std::os::fd::OwnedFd,
 }
 
 enum Phase {
@@ -84,9 +146,15 @@ pub struct Supervisor {
     signals: Signals,
     programs: Vec<Program>,
     main: Option<MainCommand>,
-    /// What a stop sends the main command, if not the shutdown's signal.
-    main_stopsignal: Option<i32>,
-    /// Init's exit status when an essential program ended it.
+    /// The main command's own settings (directory, environment, user,
+    /// stopsignal, after).
+    main_settings: Settings,
+    /// The main command, held back by its `after` until those are up.
+    main_held: Option<Vec<CString>>,
+    /// The programs the held main command waits for, as last logged.
+    main_waiting_for: Vec<String>,
+    /// Init's exit status when an essential program (or a held main
+    /// command that could not start) ended it.
     essential_status: Option<u8>,
     main_start: Option<Result<spawn::Spawned, spawn::SpawnError>>,
     subreaper_error: Option<Errno>,
@@ -109,10 +177,12 @@ pub struct Supervisor {
     wait_failing: bool,
     /// The read buffer for pipes, made at the first read.
     buf: Vec<u8>,
-    /// Which of [signalfd, pipes…, control…] the last wait found ready.
-    ready: Vec<bool>,
-    /// How many pipes the last wait looked at.
-    polled_pipes: usize,
+    /// What the last wait found ready, by source.
+    woken: Woken,
+    /// The notify socket, when a program has `ready=notify`.
+    notify: Option<Notify>,
+    /// Connects under way for `ready=tcp` programs.
+    probes: Vec<Probe>,
     /// The control socket, while supervising.
     control: Option<Control>,
     /// Replies that wait for programs to stop or start.
@@ -134,6 +204,8 @@ pub struct Launch {
     subreaper: Option<Errno>,
     /// The main command's spawn, if there is one.
     main: Option<Result<spawn::Spawned, spawn::SpawnError>>,
+    /// The main command, if its `after` holds it back.
+    held: Option<Vec<CString>>,
     env: Vec<&'static CStr>,
 }
 
@@ -149,31 +221,47 @@ pub fn launch(config: &mut Config) -> Launch {
         subreaper = nix::sys::prctl::set_child_subreaper(true).err();
     }
     let env = spawn::environment();
-    let settings = &config.main_settings;
-    let own_env = spawn::environment_for(&env, settings);
+    // A main command with an `after` starts later, from the loop.
+    let mut held = None;
+    let mut main = None;
+    if let Some(argv) = config.main.take() {
+        if config.main_settings.after.is_empty() {
+            main = Some(spawn_main(&argv, &config.main_settings, &env));
+        } else {
+            held = Some(argv);
+        }
+    }
+    Launch {
+        me,
+        subreaper,
+        main,
+        held,
+        env,
+    }
+}
+
+/// Starts the main command with its settings.
+fn spawn_main(
+    argv: &[CString],
+    settings: &Settings,
+    env: &[&CStr],
+) -> Result<spawn::Spawned, spawn::SpawnError> {
+    let own_env = spawn::environment_for(env, settings, None);
     let main_env: Vec<&CStr> = match &own_env {
         Some(vars) => vars.iter().map(CString::as_c_str).collect(),
-        None => env.clone(),
+        None => env.to_vec(),
     };
     let cwd = settings
         .directory
         .as_ref()
         .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
-    let main = config.main.take().map(|argv| {
-        spawn::spawn(
-            &argv,
-            cwd.as_deref(),
-            Isolation::Main,
-            &main_env,
-            settings.user.as_ref(),
-        )
-    });
-    Launch {
-        me,
-        subreaper,
-        main,
-        env,
-    }
+    spawn::spawn(
+        argv,
+        cwd.as_deref(),
+        Isolation::Main,
+        &main_env,
+        settings.user.as_ref(),
+    )
 }
 
 impl Supervisor {
@@ -186,6 +274,22 @@ impl Supervisor {
     ) -> Supervisor {
         let me = launch.me;
         let now = Instant::now();
+        let notify = config
+            .programs
+            .iter()
+            .any(|p| p.settings.ready == Ready::Notify)
+            .then(|| {
+                Notify::open(me)
+                    .map_err(|e| {
+                        logging::error(messages::runtime_error(
+                            "cannot open the notify socket: ready=notify programs stay STARTING",
+                            &std::io::Error::from(e),
+                        ));
+                    })
+                    .ok()
+            })
+            .flatten();
+        let notify_name = notify.as_ref().map(|n| n.name.clone());
         let mut programs = Vec::with_capacity(config.programs.len());
         let mut skipped = Vec::new();
         for spec in config.programs {
@@ -202,7 +306,7 @@ impl Supervisor {
                         .as_ref()
                         .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
                     let program = Program::new(spec.name, argv, cwd, spec.settings, now);
-                    programs.push(with_env(program, &launch.env));
+                    programs.push(with_env(program, &launch.env, notify_name.as_deref()));
                 }
                 ProgramKind::InitScript(script) => {
                     if !script.exists() {
@@ -212,7 +316,7 @@ impl Supervisor {
                     }
                     programs.extend(
                         init_script(spec.name, &script, spec.settings, now)
-                            .map(|p| with_env(p, &launch.env)),
+                            .map(|p| with_env(p, &launch.env, notify_name.as_deref())),
                     );
                 }
             }
@@ -235,7 +339,9 @@ impl Supervisor {
             signals,
             programs,
             main: None,
-            main_stopsignal: config.main_settings.stopsignal,
+            main_settings: config.main_settings,
+            main_held: launch.held,
+            main_waiting_for: Vec::new(),
             essential_status: None,
             main_start: launch.main,
             subreaper_error: launch.subreaper,
@@ -250,8 +356,9 @@ impl Supervisor {
             refused: Vec::new(),
             wait_failing: false,
             buf: Vec::new(),
-            ready: Vec::new(),
-            polled_pipes: 0,
+            woken: Woken::default(),
+            notify,
+            probes: Vec::new(),
             control,
             waiters: Vec::new(),
             skipped,
@@ -286,7 +393,7 @@ impl Supervisor {
             self.wait(timeout);
             let now = Instant::now();
             let mut reap = false;
-            if self.is_ready(0) {
+            if self.woken.signals {
                 reap = self.on_signals(now);
             }
             // Pipes are read once each per turn, in order, then removed at
@@ -295,13 +402,17 @@ impl Supervisor {
                 self.buf.resize(READ_CHUNK, 0);
             }
             let mut index = 0;
-            let polled = self.polled_pipes;
+            let woken = &self.woken.pipes;
             self.pipes.retain_mut(|pipe| {
+                let ready = woken.get(index).copied().unwrap_or(false);
                 index += 1;
-                let ready = index <= polled && self.ready.get(index).copied().unwrap_or(false);
                 !ready || pipe.read(&mut self.buf) == PipeRead::Open
             });
             self.on_control(now);
+            if self.woken.notify {
+                self.on_notify();
+            }
+            self.on_probes(now);
             if reap {
                 self.reap(now);
             }
@@ -357,7 +468,14 @@ impl Supervisor {
     /// Logs the main command's start (made by [`launch`]), if any.
     /// `Some(status)` when it could not run.
     fn start_main(&mut self) -> Option<u8> {
-        match self.main_start.take()? {
+        let started = self.main_start.take()?;
+        self.main_started(started)
+    }
+
+    /// Logs a start of the main command and keeps it; `Some(status)` when
+    /// it could not run.
+    fn main_started(&mut self, started: Result<spawn::Spawned, spawn::SpawnError>) -> Option<u8> {
+        match started {
             Ok(child) => {
                 logging::info(messages::spawned(MAIN_NAME, child.pid));
                 self.main = Some(MainCommand {
@@ -380,69 +498,144 @@ impl Supervisor {
         }
     }
 
+    /// Whether the program NAME is up, for `after`: an init script that
+    /// was skipped for not existing counts as up, as in `status`.
+    fn is_up(&self, name: &str) -> bool {
+        match self.programs.iter().find(|p| p.name.as_str() == name) {
+            Some(program) => program.is_up(),
+            None => self.skipped.iter().any(|(n, ..)| n.as_str() == name),
+        }
+    }
+
+    /// Starts every program that is due and whose `after` is up, and the
+    /// held main command once its `after` is. Confirmations come first,
+    /// and the pass repeats while one start made another program up
+    /// (startsecs 0), so that a chain starts in one turn.
     fn start_due(&mut self, now: Instant) {
         if !self.phase.is_supervising() {
             return;
         }
-        let mut gave_up = Vec::new();
-        for (i, program) in self.programs.iter_mut().enumerate() {
+        for program in &mut self.programs {
             if program.confirm(now) {
                 logging::info(messages::success(
                     program.name.as_str(),
                     program.settings.startsecs,
                 ));
             }
-            if !program.is_due(now) {
-                continue;
+        }
+        let mut gave_up = Vec::new();
+        for _ in 0..=self.programs.len() {
+            let mut more = false;
+            for i in 0..self.programs.len() {
+                let blocked: Vec<String> = match self.programs.get(i) {
+                    Some(p) if p.is_due(now) => order::not_up(&p.settings.after, |n| self.is_up(n))
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
+                    _ => continue,
+                };
+                let Some(program) = self.programs.get_mut(i) else {
+                    continue;
+                };
+                if !blocked.is_empty() {
+                    if program.waiting_for.is_empty() {
+                        logging::info(messages::waiting_after(program.name.as_str(), &blocked));
+                    }
+                    program.waiting_for = blocked;
+                    continue;
+                }
+                program.waiting_for.clear();
+                match self.spawn_program(i, now) {
+                    Some(Then::Fatal) => gave_up.push(i),
+                    Some(_) => {}
+                    None => more |= self.programs.get(i).is_some_and(Program::is_up),
+                }
             }
-            let own: Vec<&CStr>;
-            let env: &[&CStr] = match &program.env {
-                Some(vars) => {
-                    own = vars.iter().map(CString::as_c_str).collect();
-                    &own
-                }
-                None => &self.env,
-            };
-            match spawn::spawn(
-                &program.argv,
-                program.cwd.as_deref(),
-                Isolation::Program,
-                env,
-                program.settings.user.as_ref(),
-            ) {
-                Ok(child) => {
-                    program.started(child.pid, now);
-                    self.have_children = true;
-                    logging::info(messages::spawned(program.name.as_str(), child.pid));
-                    for (file, stream) in [
-                        (child.stdout, Stream::Stdout),
-                        (child.stderr, Stream::Stderr),
-                    ] {
-                        if let Some(file) = file {
-                            self.pipes
-                                .push(Pipe::new(i, program.name.as_str(), stream, file));
-                        }
-                    }
-                    // startsecs 0: confirmed at once.
-                    if program.confirm(now) {
-                        logging::info(messages::success(
-                            program.name.as_str(),
-                            program.settings.startsecs,
-                        ));
-                    }
-                }
-                Err(e) => {
-                    logging::warn(messages::spawnerr(&e));
-                    let then = program.spawn_failed(now, SystemTime::now(), &self.policy);
-                    log_then(program.name.as_str(), then);
-                    if then == Then::Fatal {
-                        gave_up.push(i);
-                    }
-                }
+            if !more {
+                break;
             }
         }
+        self.start_held_main(now);
         for i in gave_up {
             self.check_essential(i, now);
+        }
+    }
+
+    /// Starts program `i`; what followed a failed spawn, None when it
+    /// started.
+    fn spawn_program(&mut self, i: usize, now: Instant) -> Option<Then> {
+        let program = self.programs.get_mut(i)?;
+        let own: Vec<&CStr>;
+        let env: &[&CStr] = match &program.env {
+            Some(vars) => {
+                own = vars.iter().map(CString::as_c_str).collect();
+                &own
+            }
+            None => &self.env,
+        };
+        match spawn::spawn(
+            &program.argv,
+            program.cwd.as_deref(),
+            Isolation::Program,
+            env,
+            program.settings.user.as_ref(),
+        ) {
+            Ok(child) => {
+                program.started(child.pid, now);
+                self.have_children = true;
+                logging::info(messages::spawned(program.name.as_str(), child.pid));
+                for (file, stream) in [
+                    (child.stdout, Stream::Stdout),
+                    (child.stderr, Stream::Stderr),
+                ] {
+                    if let Some(file) = file {
+                        self.pipes
+                            .push(Pipe::new(i, program.name.as_str(), stream, file));
+                    }
+                }
+                // startsecs 0: confirmed at once.
+                if program.confirm(now) {
+                    logging::info(messages::success(
+                        program.name.as_str(),
+                        program.settings.startsecs,
+                    ));
+                }
+                None
+            }
+            Err(e) => {
+                logging::warn(messages::spawnerr(&e));
+                let then = program.spawn_failed(now, SystemTime::now(), &self.policy);
+                log_then(program.name.as_str(), then);
+                Some(then)
+            }
+        }
+    }
+
+    /// The main command held back by its `after`: started once they are
+    /// up. One that cannot start ends init, as at the start.
+    fn start_held_main(&mut self, now: Instant) {
+        if self.main_held.is_none() {
+            return;
+        }
+        let blocked: Vec<String> = order::not_up(&self.main_settings.after, |n| self.is_up(n))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if !blocked.is_empty() {
+            if self.main_waiting_for.is_empty() {
+                logging::info(messages::waiting_after(MAIN_NAME, &blocked));
+            }
+            self.main_waiting_for = blocked;
+            return;
+        }
+        self.main_waiting_for.clear();
+        let Some(argv) = self.main_held.take() else {
+            return;
+        };
+        let started = spawn_main(&argv, &self.main_settings, &self.env);
+        if let Some(status) = self.main_started(started) {
+            self.essential_status = Some(status);
+            self.begin_shutdown(signals::SIGTERM, now);
         }
     }
 
@@ -478,6 +671,8 @@ impl Supervisor {
     fn on_timers(&mut self, now: Instant) {
         match &mut self.phase {
             Phase::Supervising => {
+                // Probes first: a program up now lets those after it start.
+                self.probe_due(now);
                 self.start_due(now);
                 self.kill_due(now);
                 if let Some(control) = self.control.as_mut() {
@@ -548,8 +743,9 @@ impl Supervisor {
         }
     }
 
-    /// Blocks until a signal, pipe data or the timeout; afterwards `ready`
-    /// says which of [signalfd, pipes…] are ready.
+    /// Blocks until a signal, pipe data, a control client, a notify
+    /// datagram, a probe's connect or the timeout; afterwards `woken` says
+    /// which sources are ready.
     fn wait(&mut self, timeout: Option<Duration>) {
         // Round up: a timeout cut to whole milliseconds would wake us just
         // before the deadline and spin through the last millisecond.
@@ -559,25 +755,34 @@ impl Supervisor {
                 PollTimeout::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = Vec::with_capacity(1 + self.pipes.len());
+        let mut fds = Vec::with_capacity(2 + self.pipes.len() + self.probes.len());
+        let mut sources = Vec::with_capacity(fds.capacity());
         fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
-        fds.extend(
-            self.pipes
-                .iter()
-                .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN)),
-        );
-        self.polled_pipes = self.pipes.len();
+        sources.push(Source::Signals);
+        for (i, pipe) in self.pipes.iter().enumerate() {
+            fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            sources.push(Source::Pipe(i));
+        }
+        if let Some(notify) = &self.notify {
+            fds.push(PollFd::new(notify.as_fd(), PollFlags::POLLIN));
+            sources.push(Source::Notify);
+        }
+        for (i, probe) in self.probes.iter().enumerate() {
+            fds.push(PollFd::new(probe.fd.as_fd(), PollFlags::POLLOUT));
+            sources.push(Source::Probe(i));
+        }
         if let Some(control) = self.control.as_mut() {
             control.poll_fds(&mut fds);
         }
+        sources.resize(fds.len(), Source::Control);
         let result = poll(&mut fds, timeout);
-        self.ready.clear();
+        self.woken.clear(self.pipes.len(), self.probes.len());
         match result {
             Ok(_) => {
-                self.ready.extend(
-                    fds.iter()
-                        .map(|f| f.revents().is_some_and(|r| !r.is_empty())),
-                );
+                for (fd, source) in fds.iter().zip(sources) {
+                    let ready = fd.revents().is_some_and(|r| !r.is_empty());
+                    self.woken.set(source, ready);
+                }
                 self.wait_failing = false;
             }
             Err(Errno::EINTR) => {}
@@ -597,10 +802,6 @@ impl Supervisor {
             self.wait_failing = true;
             logging::error(messages::runtime_error(what, &std::io::Error::from(e)));
         }
-    }
-
-    fn is_ready(&self, index: usize) -> bool {
-        self.ready.get(index).copied().unwrap_or(false)
     }
 
     /// Reaps every child that has exited: SIGCHLDs coalesce, so one signal
@@ -650,6 +851,7 @@ impl Supervisor {
             logging::debug(messages::reaped_unknown(pid, how));
             return;
         };
+        self.drop_probes(index);
         // What the program wrote before it died goes above its exit line.
         if self.buf.len() < READ_CHUNK {
             self.buf.resize(READ_CHUNK, 0);
@@ -742,8 +944,12 @@ fn log_then(name: &str, then: Then) {
 }
 
 /// The program with its own environment, where its settings make one.
-fn with_env(mut program: Program, base: &[&CStr]) -> Program {
-    program.env = spawn::environment_for(base, &program.settings);
+/// `notify`: the notify socket's name, for a `ready=notify` program.
+fn with_env(mut program: Program, base: &[&CStr], notify: Option<&str>) -> Program {
+    let extra = notify
+        .filter(|_| program.settings.ready == Ready::Notify)
+        .map(|name| ("NOTIFY_SOCKET", name));
+    program.env = spawn::environment_for(base, &program.settings, extra);
     program
 }
 

@@ -263,8 +263,17 @@ fn the_init_is_pid_1_of_a_runc_container_and_serves_exec_probes_and_stop() {
     assert!(zombies.is_empty(), "zombies {zombies:?}\n{}", c.log());
 
     // The exec probe, and a restart through the control socket.
+    // STARTING is "not yet" (3) until startsecs has passed, then 0.
     let probe = c.exec(&["/bin/cocalc-init", "status", "tick"]);
-    assert_eq!(probe.status.code(), Some(0), "{probe:?}\n{}", c.log());
+    assert!(
+        matches!(probe.status.code(), Some(0 | 3)),
+        "{probe:?}\n{}",
+        c.log()
+    );
+    wait_for(secs(5.0), "tick up for the exec probe", || {
+        let probe = c.exec(&["/bin/cocalc-init", "status", "tick"]);
+        (probe.status.code() == Some(0)).then_some(())
+    });
     let before = c.status_pid("tick").expect("tick's pid");
     let restart = c.exec(&["/bin/cocalc-init", "restart", "tick"]);
     assert_eq!(restart.status.code(), Some(0), "{restart:?}");

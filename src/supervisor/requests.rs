@@ -46,11 +46,7 @@ const STATE_WIDTH: usize = 10;
 impl Supervisor {
     /// Takes the control socket's news: new requests are acted on.
     pub(super) fn on_control(&mut self, now: Instant) {
-        let ready = self
-            .ready
-            .get(1 + self.polled_pipes..)
-            .unwrap_or(&[])
-            .to_vec();
+        let ready = std::mem::take(&mut self.woken.control);
         let Some(control) = self.control.as_mut() else {
             return;
         };
@@ -136,10 +132,10 @@ impl Supervisor {
             });
         self.skipped = still;
         for (name, path, settings) in ready {
-            self.programs.extend(
-                super::init_script(name, &path, settings, now)
-                    .map(|p| super::with_env(p, &self.env)),
-            );
+            self.programs
+                .extend(super::init_script(name, &path, settings, now).map(|p| {
+                    super::with_env(p, &self.env, self.notify.as_ref().map(|n| n.name.as_str()))
+                }));
         }
     }
 
@@ -329,6 +325,14 @@ impl Supervisor {
                 } else if held {
                     // A stop asked for after this start or restart won.
                     Some(format!("{}: ERROR (stopped by request)", p.name))
+                } else if !p.waiting_for.is_empty() {
+                    // Its `after` is not up: it starts once it is, and the
+                    // client is told so now rather than kept waiting.
+                    Some(format!(
+                        "{}: waiting for {}",
+                        p.name,
+                        p.waiting_for.join(", ")
+                    ))
                 } else {
                     None
                 }
@@ -392,6 +396,9 @@ impl Supervisor {
                 _ => ("RUNNING", program::running(main.pid, main.since, now)),
             };
             rows.push((MAIN_NAME.to_string(), state, detail));
+        } else if self.main_held.is_some() && wanted(MAIN_NAME) {
+            let detail = format!("waiting for {}", self.main_waiting_for.join(", "));
+            rows.push((MAIN_NAME.to_string(), "STARTING", detail));
         }
         if !every {
             for name in names {

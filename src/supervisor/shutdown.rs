@@ -207,7 +207,7 @@ impl Supervisor {
         groups.extend(
             self.main
                 .as_ref()
-                .map(|m| (m.pid, self.main_stopsignal.unwrap_or(sig))),
+                .map(|m| (m.pid, self.main_settings.stopsignal.unwrap_or(sig))),
         );
         let any_child = self.is_pid1 && procs::has_children();
         // Without /proc, everyone gets the shutdown's signal after all.

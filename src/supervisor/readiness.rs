@@ -1,0 +1,148 @@
+//! Readiness beyond `startsecs`: `READY=1` on the notify socket, and the
+//! probes of `ready=tcp` and `ready=exists`, which run only while a
+//! program is starting and stop once it is up.
+
+use std::time::Instant;
+
+use super::{Probe, Supervisor};
+use crate::logging;
+use crate::messages;
+use crate::notify::Received;
+use crate::probe::{self, Connect};
+use crate::program::State;
+use crate::settings::Ready;
+
+impl Supervisor {
+    /// Reads every datagram waiting on the notify socket. A sender is
+    /// matched to a program by its session (each program has its own),
+    /// as the kernel names it; anyone else is ignored.
+    pub(super) fn on_notify(&mut self) {
+        loop {
+            let Some(notify) = self.notify.as_ref() else {
+                return;
+            };
+            let message = match notify.receive() {
+                Ok(Some(Received::Message(message))) => message,
+                Ok(Some(Received::Dropped)) => {
+                    logging::debug(messages::notify_dropped());
+                    continue;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    logging::error(messages::runtime_error(
+                        "reading the notify socket",
+                        &std::io::Error::from(e),
+                    ));
+                    return;
+                }
+            };
+            let session = nix::unistd::getsid(Some(message.sender)).ok();
+            let Some(program) = self
+                .programs
+                .iter_mut()
+                .find(|p| p.pid().is_some() && p.pgid.is_some() && p.pgid == session)
+            else {
+                logging::debug(messages::notify_ignored(message.sender));
+                continue;
+            };
+            if let Some(status) = message.status {
+                program.status_text = Some(status);
+            }
+            if message.ready && program.settings.ready == Ready::Notify && program.became_ready() {
+                logging::info(messages::success_ready(
+                    program.name.as_str(),
+                    &program.settings.ready,
+                ));
+            }
+        }
+    }
+
+    /// Connects under way that have ended: a program whose connect
+    /// succeeded is up; one whose failed is probed again later.
+    pub(super) fn on_probes(&mut self, now: Instant) {
+        if self.probes.is_empty() {
+            return;
+        }
+        let woken = std::mem::take(&mut self.woken.probes);
+        let mut index = 0;
+        let mut ended = Vec::new();
+        self.probes.retain(|probe| {
+            let ready = woken.get(index).copied().unwrap_or(false);
+            index += 1;
+            if ready {
+                ended.push((probe.program, probe::connected(&probe.fd)));
+            }
+            !ready
+        });
+        for (i, ok) in ended {
+            self.probe_result(i, ok, now);
+        }
+    }
+
+    /// Probes that are due: `exists` looks, `tcp` starts a connect (or
+    /// gives up on one that took too long).
+    pub(super) fn probe_due(&mut self, now: Instant) {
+        for i in 0..self.programs.len() {
+            let Some(program) = self.programs.get(i) else {
+                continue;
+            };
+            let due = matches!(program.state, State::Starting { .. })
+                && program.probe_at.is_some_and(|at| at <= now);
+            if !due {
+                continue;
+            }
+            match program.settings.ready.clone() {
+                Ready::Exists(path) => {
+                    let found = path.exists();
+                    self.probe_result(i, found, now);
+                }
+                Ready::Tcp(addr) => {
+                    if let Some(at) = self.probes.iter().position(|p| p.program == i) {
+                        // Took longer than the limit: a failed try.
+                        self.probes.remove(at);
+                        self.probe_result(i, false, now);
+                        continue;
+                    }
+                    match probe::connect_to(addr) {
+                        Connect::Done => self.probe_result(i, true, now),
+                        Connect::Failed => self.probe_result(i, false, now),
+                        Connect::Pending(fd) => {
+                            self.probes.push(Probe { program: i, fd });
+                            if let Some(program) = self.programs.get_mut(i) {
+                                program.probe_at =
+                                    super::deadline_after(now, probe::CONNECT_LIMIT).into();
+                            }
+                        }
+                    }
+                }
+                Ready::Startsecs | Ready::Notify | Ready::Exited => {}
+            }
+        }
+    }
+
+    /// A probe's answer for program `i`: up, or another try after
+    /// [`probe::EVERY`].
+    fn probe_result(&mut self, i: usize, ok: bool, now: Instant) {
+        let Some(program) = self.programs.get_mut(i) else {
+            return;
+        };
+        if !matches!(program.state, State::Starting { .. }) {
+            return;
+        }
+        if ok {
+            if program.became_ready() {
+                logging::info(messages::success_ready(
+                    program.name.as_str(),
+                    &program.settings.ready,
+                ));
+            }
+        } else {
+            program.probe_at = Some(super::deadline_after(now, probe::EVERY));
+        }
+    }
+
+    /// A program that has exited takes its connects under way with it.
+    pub(super) fn drop_probes(&mut self, program: usize) {
+        self.probes.retain(|p| p.program != program);
+    }
+}
