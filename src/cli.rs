@@ -289,11 +289,13 @@ pub fn help_text() -> String {
         }
         out.push_str(&format!(
             "  {:<28}main command: init exits with its status\n\n\
-             Keys of -o, supervisord's names: exitcodes, startsecs, startretries,\n\
-             autorestart, autostart, stopsignal, stopwaitsecs, directory, environment,\n\
-             user, essential (main takes directory, environment, user, stopsignal).\n\n\
+             Keys of -o: exitcodes, startsecs, startretries, autorestart, autostart,\n\
+             stopsignal, stopwaitsecs, directory, environment, user (supervisord's),\n\
+             essential, after, ready. The main command takes directory, environment,\n\
+             user, stopsignal and after.\n\n\
              Inside the container: cocalc-init status|start|stop|restart [NAME...|all]\n\
-             \x20                     cocalc-init signal SIG NAME...|all   [--control PATH]\n\n\
+             \x20                     cocalc-init signal SIG NAME...|all   [--control PATH]\n\
+             \x20                     cocalc-init wait NAME...|all [--timeout SECS]\n\n\
              See 'man cocalc-init' for details.\n",
             "-- COMMAND [ARG]..."
         ));

@@ -1,5 +1,5 @@
 //! The other face of the binary: `cocalc-init status|start|stop|restart|
-//! signal`, run inside the container. It connects to a running init's
+//! signal|wait`, run inside the container. It connects to a running init's
 //! control socket, sends one request line, prints the answer, and exits
 //! with a status fit for a Kubernetes exec probe:
 //! 0 done, or every named program up; 3 a named program is not up (or a
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::DEFAULT_CONTROL;
-use crate::verbs::{self, VERBS, Verb};
+use crate::verbs::{self, Command, VERBS, Verb};
 
 pub const DONE: u8 = 0;
 pub const ERROR: u8 = 1;
@@ -23,6 +23,8 @@ pub const NO_INIT: u8 = 4;
 
 /// How long to wait for init's greeting, and beyond the grace for a reply.
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+/// How long `wait` waits unless `--timeout` says.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether argv (after the program name) asks for a client verb: its
 /// first word that is not an option is one.
@@ -30,10 +32,10 @@ pub fn is_client(args: &[OsString]) -> bool {
     let mut words = args.iter();
     while let Some(word) = words.next() {
         match word.to_str() {
-            Some("--control") => {
+            Some("--control" | "--timeout") => {
                 words.next();
             }
-            Some(w) if w.starts_with("--control=") => {}
+            Some(w) if w.starts_with("--control=") || w.starts_with("--timeout=") => {}
             Some(w) => return VERBS.contains(&w),
             None => return false,
         }
@@ -44,6 +46,7 @@ pub fn is_client(args: &[OsString]) -> bool {
 /// Runs a client command line; returns the exit status.
 pub fn run(args: &[OsString]) -> u8 {
     let mut control = PathBuf::from(DEFAULT_CONTROL);
+    let mut timeout: Option<&str> = None;
     let mut words: Vec<&str> = Vec::new();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -60,9 +63,16 @@ pub fn run(args: &[OsString]) -> u8 {
             }
         } else if let Some(path) = arg.strip_prefix("--control=") {
             control = PathBuf::from(path);
+        } else if arg == "--timeout" {
+            match rest.next().and_then(|t| t.to_str()) {
+                Some(t) => timeout = Some(t),
+                None => return usage("option '--timeout' needs a value"),
+            }
+        } else if let Some(t) = arg.strip_prefix("--timeout=") {
+            timeout = Some(t);
         } else if arg.starts_with('-') {
             return usage(&format!(
-                "unknown option '{arg}': a verb takes only --control"
+                "unknown option '{arg}': a verb takes only --control (and wait --timeout)"
             ));
         } else {
             words.push(arg);
@@ -72,11 +82,27 @@ pub fn run(args: &[OsString]) -> u8 {
         Ok(command) => command,
         Err(e) => return usage(&e),
     };
+    let limit = match (timeout, command.verb) {
+        (None, _) => None,
+        (Some(text), Verb::Wait) => match text
+            .parse::<f64>()
+            .ok()
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        {
+            Some(limit) => Some(limit),
+            None => return usage(&format!("--timeout: '{text}' is not a number of seconds")),
+        },
+        (Some(_), _) => return usage("--timeout is for wait only"),
+    };
     let signal_word = match command.verb {
         Verb::Signal(_) => words.get(1).copied(),
         _ => None,
     };
-    match ask(&control, &command.line(signal_word)) {
+    let limit = match command.verb {
+        Verb::Wait => Some(limit.unwrap_or(WAIT_TIMEOUT)),
+        _ => None,
+    };
+    match ask(&control, &command.line(signal_word), limit) {
         Ok(lines) => {
             let mut out = io::stdout().lock();
             for line in &lines {
@@ -96,6 +122,29 @@ pub fn run(args: &[OsString]) -> u8 {
             ));
             ERROR
         }
+        Err(Failure::TimedOut) => {
+            // Who is not up, and why: the status of the names waited for.
+            let line = Command {
+                verb: Verb::Status,
+                names: command.names.clone(),
+            }
+            .line(None);
+            let rows = ask(&control, &line, None).unwrap_or_default();
+            let down: Vec<&str> = rows
+                .iter()
+                .filter(|row| !is_up(row))
+                .map(String::as_str)
+                .collect();
+            say(&format!(
+                "not up after {} s: {}",
+                limit.unwrap_or(WAIT_TIMEOUT).as_secs_f64(),
+                down.iter()
+                    .map(|row| row.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            NOT_UP
+        }
         Err(Failure::Broken(e)) => {
             say(&format!("{}: {e}", control.display()));
             ERROR
@@ -107,10 +156,17 @@ enum Failure {
     NoInit(io::Error),
     Denied,
     Broken(io::Error),
+    /// `wait`'s time ran out.
+    TimedOut,
 }
 
-/// Sends the request line; the answer's lines.
-fn ask(control: &std::path::Path, line: &str) -> Result<Vec<String>, Failure> {
+/// Sends the request line; the answer's lines. `limit`: how long the
+/// answer may take (`wait`); otherwise the init's grace and a margin.
+fn ask(
+    control: &std::path::Path,
+    line: &str,
+    limit: Option<Duration>,
+) -> Result<Vec<String>, Failure> {
     let stream = match UnixStream::connect(control) {
         Ok(stream) => stream,
         Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(Failure::Denied),
@@ -143,15 +199,26 @@ fn ask(control: &std::path::Path, line: &str) -> Result<Vec<String>, Failure> {
         .and_then(|g| g.parse::<f64>().ok())
         .and_then(|g| Duration::try_from_secs_f64(g).ok())
         .unwrap_or(Duration::ZERO);
+    let patience = limit.unwrap_or(grace.saturating_add(ANSWER_MARGIN));
+    // A zero timeout would mean "block for ever".
     stream
-        .set_read_timeout(Some(grace.saturating_add(ANSWER_MARGIN)))
+        .set_read_timeout(Some(patience.max(Duration::from_millis(1))))
         .map_err(Failure::Broken)?;
     (&stream)
         .write_all(format!("{line}\n").as_bytes())
         .map_err(Failure::Broken)?;
     let mut lines = Vec::new();
     for l in reader.lines() {
-        lines.push(l.map_err(Failure::Broken)?);
+        match l {
+            Ok(l) => lines.push(l),
+            Err(e)
+                if limit.is_some()
+                    && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                return Err(Failure::TimedOut);
+            }
+            Err(e) => return Err(Failure::Broken(e)),
+        }
     }
     Ok(lines)
 }

@@ -138,6 +138,10 @@ pub struct Program {
     pub probe_at: Option<Instant>,
     /// The last `STATUS=` it sent to the notify socket.
     pub status_text: Option<String>,
+    /// A stop (of a shutdown, `stop all`, `restart all`) that waits for
+    /// the programs that start after this one to be gone, and what is to
+    /// follow it.
+    pub held_stop: Option<AfterStop>,
     pub state: State,
     /// Consecutive runs shorter than `startsecs`, failed spawns included.
     short_runs: u32,
@@ -192,6 +196,7 @@ impl Program {
             waiting_for: Vec::new(),
             probe_at: None,
             status_text: None,
+            held_stop: None,
             state,
             short_runs: 0,
             pgid: None,
@@ -246,6 +251,10 @@ impl Program {
     /// Up: what `after`, `wait` and `status`'s exit status wait for —
     /// RUNNING (ready), or EXITED with an expected code.
     pub fn is_up(&self) -> bool {
+        // About to stop, held for the programs after it: not up for them.
+        if self.held_stop.is_some() {
+            return false;
+        }
         match self.state {
             State::Running { .. } => true,
             State::Exited => matches!(self.ended, Some((Ended::Exit { expected: true, .. }, _))),
@@ -336,6 +345,19 @@ impl Program {
     ) -> Option<Exit> {
         let expected =
             matches!(how, ExitKind::Code(code) if self.settings.exitcodes.contains(code));
+        // Ended by itself while its stop waited for others: as stopped.
+        if let (Some(after), Some(_)) = (self.held_stop.take(), self.pid()) {
+            self.ended = Some((Ended::Exit { how, expected }, wall));
+            self.state = match after {
+                AfterStop::Shutdown => State::Done,
+                AfterStop::Hold => State::Held { at: wall },
+                AfterStop::Restart => {
+                    self.short_runs = 0;
+                    State::Waiting { at: now }
+                }
+            };
+            return Some(Exit::Stopped);
+        }
         // Whether the run counts as a start that worked: with startsecs,
         // by how long it lasted; otherwise, whether it got ready.
         let (since, was_ready) = match self.state {
@@ -419,6 +441,50 @@ impl Program {
                 None
             }
             State::Exited | State::Done => None,
+        }
+    }
+
+    /// A stop that must wait (reverse start order): kept, and nothing is
+    /// sent yet. The group, if it runs; one that does not run is stopped
+    /// at once as the stop would.
+    pub fn hold_stop(&mut self, after: AfterStop) -> Option<Pid> {
+        let pid = match self.state {
+            State::Starting { pid, .. } | State::Running { pid, .. } => pid,
+            _ => return None,
+        };
+        self.held_stop = Some(after);
+        Some(pid)
+    }
+
+    /// The held stop, now: the group to signal and what follows, if it
+    /// still runs.
+    pub fn release_stop(
+        &mut self,
+        now: Instant,
+        kill_at: Instant,
+        wall: SystemTime,
+    ) -> Option<(Pid, AfterStop)> {
+        let after = self.held_stop.take()?;
+        let pid = match after {
+            AfterStop::Shutdown => self.stop(kill_at)?,
+            AfterStop::Hold => match self.request_stop(kill_at, wall) {
+                Answer::Signal(pid) => pid,
+                _ => return None,
+            },
+            AfterStop::Restart => match self.request_restart(now, kill_at) {
+                Answer::Signal(pid) => pid,
+                _ => return None,
+            },
+        };
+        Some((pid, after))
+    }
+
+    /// For the stop order: still running, and not yet sent SIGKILL.
+    pub fn is_live_for_order(&self) -> bool {
+        match self.state {
+            State::Starting { .. } | State::Running { .. } => true,
+            State::Stopping { kill_at, .. } => kill_at.is_some(),
+            _ => false,
         }
     }
 

@@ -671,6 +671,7 @@ impl Supervisor {
     fn on_timers(&mut self, now: Instant) {
         match &mut self.phase {
             Phase::Supervising => {
+                self.release_held(now);
                 // Probes first: a program up now lets those after it start.
                 self.probe_due(now);
                 self.start_due(now);
@@ -679,13 +680,24 @@ impl Supervisor {
                     control.on_timers(now);
                 }
             }
-            Phase::ShuttingDown {
-                stop,
-                grace_end,
-                next_notice,
-                main_kill_at,
-            } => {
-                if now >= *grace_end {
+            Phase::ShuttingDown { grace_end, .. } => {
+                let at_end = now >= *grace_end;
+                // Stops held for the programs after them: released as
+                // those go, and at the latest when the grace is over.
+                self.release_held(now);
+                if at_end {
+                    let held: Vec<usize> = (0..self.programs.len())
+                        .filter(|&i| self.programs.get(i).is_some_and(|p| p.held_stop.is_some()))
+                        .collect();
+                    for &i in &held {
+                        self.release(i, now);
+                    }
+                    let Phase::ShuttingDown { stop, .. } = &self.phase else {
+                        return;
+                    };
+                    if !held.is_empty() {
+                        return;
+                    }
                     self.phase = Phase::Killing {
                         stop: stop.clone(),
                         next_kill: deadline_after(now, REKILL_EVERY),
@@ -693,6 +705,14 @@ impl Supervisor {
                     self.kill_all();
                     return;
                 }
+                let Phase::ShuttingDown {
+                    next_notice,
+                    main_kill_at,
+                    ..
+                } = &mut self.phase
+                else {
+                    return;
+                };
                 let kill_main = main_kill_at.is_some_and(|at| now >= at);
                 if kill_main {
                     *main_kill_at = None;

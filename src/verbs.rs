@@ -1,4 +1,5 @@
-//! The control verbs, `status`, `start`, `stop`, `restart`, `signal`: one
+//! The control verbs, `status`, `start`, `stop`, `restart`, `signal`,
+//! `wait`: one
 //! request line's words → a [`Command`]. Pure, and shared by the client
 //! (which checks a command line before sending it) and the supervisor
 //! (which checks every line it receives).
@@ -6,7 +7,7 @@
 use crate::config::{ALL_NAME as ALL, MAIN_NAME};
 use crate::signals;
 
-pub const VERBS: [&str; 5] = ["status", "start", "stop", "restart", "signal"];
+pub const VERBS: [&str; 6] = ["status", "start", "stop", "restart", "signal", "wait"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -15,6 +16,8 @@ pub enum Verb {
     Stop,
     Restart,
     Signal(i32),
+    /// Answered once every named program is up.
+    Wait,
 }
 
 impl Verb {
@@ -25,6 +28,7 @@ impl Verb {
             Verb::Stop => "stop",
             Verb::Restart => "restart",
             Verb::Signal(_) => "signal",
+            Verb::Wait => "wait",
         }
     }
 }
@@ -55,6 +59,7 @@ pub fn parse(words: &[&str]) -> Result<Command, String> {
         Some((&"start", rest)) => (Verb::Start, rest),
         Some((&"stop", rest)) => (Verb::Stop, rest),
         Some((&"restart", rest)) => (Verb::Restart, rest),
+        Some((&"wait", rest)) => (Verb::Wait, rest),
         Some((&"signal", rest)) => {
             let Some((sig, rest)) = rest.split_first() else {
                 return Err("signal: give a SIGNAL and NAME...|all".into());
@@ -66,7 +71,7 @@ pub fn parse(words: &[&str]) -> Result<Command, String> {
         }
         Some((other, _)) => {
             return Err(format!(
-                "unknown verb '{other}': status, start, stop, restart or signal"
+                "unknown verb '{other}': status, start, stop, restart, signal or wait"
             ));
         }
         None => return Err("empty request".into()),

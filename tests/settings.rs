@@ -132,6 +132,7 @@ fn user_directory_and_environment_are_the_programs_own() {
             !plain.starts_with(&work) && plain.ends_with(" app="),
             "{plain}"
         );
+        wait_state(&init, "show", "RUNNING");
         let (code, out, _) = ctl(&init, &["status", "show"]);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains(&format!(", user {user}")), "{out}");

@@ -31,12 +31,22 @@ enum Item {
     Stopped {
         program: usize,
     },
+    /// Done when the program is up (`wait`).
+    Up {
+        program: usize,
+    },
+    /// Done when the main command runs (`wait`).
+    MainUp,
     /// Done when the program has started again (or failed to).
     Started {
         program: usize,
         word: &'static str,
         starts: u32,
         failures: u32,
+        /// A start held back by its `after` is answered "waiting for" at
+        /// once; not within `restart all`, whose order makes that wait
+        /// part of the restart.
+        answer_waiting: bool,
     },
 }
 
@@ -81,6 +91,7 @@ impl Supervisor {
                 return self.reply(request.client, text, now);
             }
             Verb::Signal(sig) => self.signal_request(&command.names, sig),
+            Verb::Wait => self.wait_request(&command.names),
             verb => self.act(verb, &command.names, now),
         };
         self.waiters.push(Waiter {
@@ -161,13 +172,39 @@ impl Supervisor {
         }
         let wall = SystemTime::now();
         let mut kills = Vec::new();
-        for i in targets {
+        // `stop all` and `restart all` go in reverse start order: a program
+        // others start after is stopped once they are gone.
+        let reverse = every && matches!(verb, Verb::Stop | Verb::Restart);
+        let hold: Vec<bool> = targets
+            .iter()
+            .map(|&i| reverse && self.has_live_dependents(i))
+            .collect();
+        for (i, hold) in targets.into_iter().zip(hold) {
             let Some(program) = self.programs.get_mut(i) else {
                 continue;
             };
             let (starts, failures) = (program.starts, program.spawn_failures);
             let kill_at = super::deadline_after(now, program.settings.stopwaitsecs.duration());
             let stop_signal = program.stop_signal(SIGTERM);
+            if hold {
+                let after = match verb {
+                    Verb::Stop => AfterStop::Hold,
+                    _ => AfterStop::Restart,
+                };
+                if program.hold_stop(after).is_some() {
+                    items.push(match verb {
+                        Verb::Stop => Item::Stopped { program: i },
+                        _ => Item::Started {
+                            program: i,
+                            word: "restarted",
+                            starts,
+                            failures,
+                            answer_waiting: false,
+                        },
+                    });
+                    continue;
+                }
+            }
             let answer = match verb {
                 Verb::Stop => program.request_stop(kill_at, wall),
                 Verb::Start => program.request_start(now),
@@ -179,6 +216,7 @@ impl Supervisor {
                 word,
                 starts,
                 failures,
+                answer_waiting: !reverse,
             };
             items.push(match (answer, verb) {
                 (Answer::Done(word), _) => Item::Line(format!("{name}: {word}")),
@@ -259,6 +297,38 @@ impl Supervisor {
         items
     }
 
+    /// wait: a line for each program once it is up. A skipped init
+    /// script counts as up, as in `status`.
+    fn wait_request(&mut self, names: &[String]) -> Vec<Item> {
+        let every = names.iter().any(|n| n == ALL_NAME);
+        let mut items = Vec::new();
+        for name in names.iter().filter(|n| *n != MAIN_NAME && *n != ALL_NAME) {
+            if self.programs.iter().all(|p| p.name.as_str() != name)
+                && self.skipped.iter().any(|(n, ..)| n.as_str() == name)
+            {
+                items.push(Item::Line(format!("{name}: up")));
+            }
+        }
+        let (targets, lines) = self.targets(names);
+        items.extend(lines.into_iter().filter(|line| match line {
+            Item::Line(l) => !l.contains("does not exist"),
+            _ => true,
+        }));
+        items.extend(targets.into_iter().map(|program| Item::Up { program }));
+        let has_main = self.main.is_some() || self.main_held.is_some();
+        if (every && has_main) || names.iter().any(|n| n == MAIN_NAME) {
+            items.push(if has_main {
+                Item::MainUp
+            } else {
+                Item::Line(format!("{MAIN_NAME}: ERROR (no such program)"))
+            });
+        }
+        if items.is_empty() {
+            items.push(Item::Line(format!("{ALL_NAME}: nothing to wait for")));
+        }
+        items
+    }
+
     /// Sends every reply whose programs have all got there.
     pub(super) fn settle_waiters(&mut self, now: Instant) {
         if self.waiters.is_empty() {
@@ -293,8 +363,20 @@ impl Supervisor {
     fn resolve(&self, item: &Item) -> Option<String> {
         match *item {
             Item::Line(_) => None,
+            Item::Up { program } => {
+                let p = self.programs.get(program)?;
+                p.is_up().then(|| format!("{}: up", p.name))
+            }
+            Item::MainUp => self
+                .main
+                .as_ref()
+                .filter(|m| m.exit.is_none())
+                .map(|_| format!("{MAIN_NAME}: up")),
             Item::Stopped { program } => {
                 let p = self.programs.get(program)?;
+                if p.held_stop.is_some() {
+                    return None;
+                }
                 match p.state {
                     State::Stopping { .. } => None,
                     State::Done => Some(format!("{}: ERROR (shutting down)", p.name)),
@@ -306,6 +388,7 @@ impl Supervisor {
                 word,
                 starts,
                 failures,
+                answer_waiting,
             } => {
                 let p = self.programs.get(program)?;
                 let held = matches!(
@@ -325,7 +408,7 @@ impl Supervisor {
                 } else if held {
                     // A stop asked for after this start or restart won.
                     Some(format!("{}: ERROR (stopped by request)", p.name))
-                } else if !p.waiting_for.is_empty() {
+                } else if answer_waiting && !p.waiting_for.is_empty() {
                     // Its `after` is not up: it starts once it is, and the
                     // client is told so now rather than kept waiting.
                     Some(format!(
@@ -358,7 +441,10 @@ impl Supervisor {
                 .into_iter()
                 .map(|item| match item {
                     Item::Line(line) => Item::Line(line),
-                    Item::Stopped { program } | Item::Started { program, .. } => {
+                    Item::MainUp => Item::Line(format!("{MAIN_NAME}: ERROR (shutting down)")),
+                    Item::Stopped { program }
+                    | Item::Started { program, .. }
+                    | Item::Up { program } => {
                         let name = self.programs.get(program).map_or("?", |p| p.name.as_str());
                         Item::Line(format!("{name}: ERROR (shutting down)"))
                     }

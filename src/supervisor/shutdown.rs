@@ -9,7 +9,7 @@
 //! the supervisor reads `/proc`, logs, and sends the list in one place,
 //! [`Supervisor::apply`].
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use nix::unistd::Pid;
 
@@ -17,8 +17,8 @@ use super::{MAIN_NAME, NOTICE_EVERY, Phase, Supervisor, deadline_after};
 use crate::logging;
 use crate::messages;
 use crate::procs;
-use crate::program::State;
-use crate::signals::{SIGCONT, SIGKILL};
+use crate::program::{AfterStop, State};
+use crate::signals::{SIGCONT, SIGKILL, SIGTERM};
 
 /// Whom a signal goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,9 @@ pub struct Stop {
     groups: Vec<Pid>,
     /// Not PID 1: adopted processes already looked at.
     seen: Vec<Pid>,
+    /// Groups of programs whose stop waits for the programs after them
+    /// (reverse start order): nothing is sent to them until released.
+    held: Vec<Pid>,
 }
 
 impl Stop {
@@ -77,10 +80,14 @@ impl Stop {
     /// As PID 1 with a group whose signal is its own, everyone cannot get
     /// one signal: that group gets its own, and every other process of
     /// `others` (pid, process group), read from /proc, the shutdown's.
+    ///
+    /// `held`: groups that get nothing yet (see [`Stop::release`]); as
+    /// PID 1 they too rule out one signal to everyone.
     pub fn begin(
         signal: i32,
         everyone: bool,
         groups: &[(Pid, i32)],
+        held: &[Pid],
         any_child: bool,
         others: Option<&[(Pid, Option<Pid>)]>,
     ) -> (Stop, Vec<Kill>) {
@@ -90,9 +97,10 @@ impl Stop {
             per_process: false,
             groups: Vec::new(),
             seen: Vec::new(),
+            held: held.to_vec(),
         };
         let mut kills = Vec::new();
-        let own_signals = groups.iter().any(|&(_, s)| s != signal);
+        let own_signals = groups.iter().any(|&(_, s)| s != signal) || !held.is_empty();
         match (everyone, others) {
             (false, _) => {
                 for &(pgid, sig) in groups {
@@ -107,7 +115,7 @@ impl Stop {
                 }
                 for &(pid, pgid) in others {
                     stop.seen.push(pid);
-                    if !pgid.is_some_and(|g| stop.groups.contains(&g)) {
+                    if !pgid.is_some_and(|g| stop.groups.contains(&g) || stop.held.contains(&g)) {
                         stop.stop_signal(Target::Process(pid), signal, &mut kills);
                     }
                 }
@@ -137,7 +145,7 @@ impl Stop {
             match pgid {
                 // Gone meanwhile.
                 None => {}
-                Some(pgid) if self.groups.contains(&pgid) => {}
+                Some(pgid) if self.groups.contains(&pgid) || self.held.contains(&pgid) => {}
                 Some(pgid) => match program_groups.iter().find(|&&(g, _)| g == pgid) {
                     Some(&(pgid, sig)) => self.stop_group(pgid, sig, &mut kills),
                     None => self.stop_signal(Target::Process(pid), self.signal, &mut kills),
@@ -162,6 +170,14 @@ impl Stop {
         groups
             .chain(children.iter().map(|&p| kill(Target::Process(p))))
             .collect()
+    }
+
+    /// A held group whose programs after it are gone: its stop signal now.
+    pub fn release(&mut self, pgid: Pid, signal: i32) -> Vec<Kill> {
+        self.held.retain(|&g| g != pgid);
+        let mut kills = Vec::new();
+        self.stop_group(pgid, signal, &mut kills);
+        kills
     }
 
     fn stop_group(&mut self, pgid: Pid, signal: i32, kills: &mut Vec<Kill>) {
@@ -197,7 +213,19 @@ impl Supervisor {
         let grace = self.policy.grace.duration();
         let mut longest = grace;
         let mut groups: Vec<(Pid, i32)> = Vec::new();
-        for program in &mut self.programs {
+        // Reverse start order: a program that others start after stops
+        // once they are gone.
+        let waits: Vec<bool> = (0..self.programs.len())
+            .map(|i| self.has_live_dependents(i))
+            .collect();
+        let mut held = Vec::new();
+        for (program, wait_for_others) in self.programs.iter_mut().zip(waits) {
+            if wait_for_others {
+                if let Some(pgid) = program.hold_stop(AfterStop::Shutdown) {
+                    held.push(pgid);
+                    continue;
+                }
+            }
             let wait = program.settings.stopwaitsecs.duration();
             if let Some(pgid) = program.stop(deadline_after(now, wait)) {
                 groups.push((pgid, program.stop_signal(sig)));
@@ -211,7 +239,10 @@ impl Supervisor {
         );
         let any_child = self.is_pid1 && procs::has_children();
         // Without /proc, everyone gets the shutdown's signal after all.
-        let others = if self.is_pid1 && any_child && groups.iter().any(|&(_, s)| s != sig) {
+        let others = if self.is_pid1
+            && any_child
+            && (!held.is_empty() || groups.iter().any(|&(_, s)| s != sig))
+        {
             procs::others(self.me)
                 .map_err(|e| logging::error(messages::runtime_error("cannot read /proc", &e)))
                 .ok()
@@ -219,7 +250,14 @@ impl Supervisor {
         } else {
             None
         };
-        let (stop, kills) = Stop::begin(sig, self.is_pid1, &groups, any_child, others.as_deref());
+        let (stop, kills) = Stop::begin(
+            sig,
+            self.is_pid1,
+            &groups,
+            &held,
+            any_child,
+            others.as_deref(),
+        );
         self.apply(&kills);
         let main_running = self.main.as_ref().is_some_and(|m| m.exit.is_none());
         self.phase = Phase::ShuttingDown {
@@ -232,6 +270,72 @@ impl Supervisor {
         // already adopted (`signal_adopted`), once the dead are gone.
         self.reap(now);
         self.notice();
+    }
+
+    /// Whether a program that starts after program `i` still runs (its
+    /// stop waits for them): not gone, and not yet sent SIGKILL. The main
+    /// command counts when it starts after `i`.
+    pub(super) fn has_live_dependents(&self, i: usize) -> bool {
+        let Some(name) = self.programs.get(i).map(|p| p.name.as_str()) else {
+            return false;
+        };
+        let after_it = |after: &[String]| after.iter().any(|n| n == name);
+        self.programs
+            .iter()
+            .any(|p| after_it(&p.settings.after) && p.is_live_for_order())
+            || (after_it(&self.main_settings.after)
+                && self
+                    .main
+                    .as_ref()
+                    .is_some_and(|m| m.exit.is_none() && !m.killed))
+    }
+
+    /// Held stops whose programs after them are gone: sent now, each with
+    /// its own grace, which may lengthen the shutdown's.
+    pub(super) fn release_held(&mut self, now: Instant) {
+        for i in 0..self.programs.len() {
+            let held = self.programs.get(i).and_then(|p| p.held_stop);
+            if held.is_none() || self.has_live_dependents(i) {
+                continue;
+            }
+            self.release(i, now);
+        }
+    }
+
+    /// Sends program `i` the stop it was holding.
+    pub(super) fn release(&mut self, i: usize, now: Instant) {
+        let Some(program) = self.programs.get_mut(i) else {
+            return;
+        };
+        let wait = program.settings.stopwaitsecs.duration();
+        let kill_at = deadline_after(now, wait);
+        let Some((pgid, after)) = program.release_stop(now, kill_at, SystemTime::now()) else {
+            return;
+        };
+        match &mut self.phase {
+            Phase::ShuttingDown {
+                stop, grace_end, ..
+            } => {
+                let sig = program.stop_signal(stop.signal);
+                *grace_end = (*grace_end).max(kill_at);
+                let kills = stop.release(pgid, sig);
+                self.apply(&kills);
+            }
+            _ => {
+                let _ = after;
+                let sig = program.stop_signal(SIGTERM);
+                self.apply(&[
+                    Kill {
+                        target: Target::Group(pgid),
+                        signal: sig,
+                    },
+                    Kill {
+                        target: Target::Group(pgid),
+                        signal: SIGCONT,
+                    },
+                ]);
+            }
+        }
     }
 
     /// Not PID 1: the stop signal to adopted children, see [`Stop::adopted`].
@@ -407,9 +511,9 @@ mod tests {
 
     #[test]
     fn as_pid1_everyone_gets_the_stop_signal_once_if_there_is_anyone() {
-        let (stop, kills) = Stop::begin(2, true, &[(pid(7), 2)], true, None);
+        let (stop, kills) = Stop::begin(2, true, &[(pid(7), 2)], &[], true, None);
         assert_eq!(kills, stop_then_cont(Target::Everyone, 2));
-        let (_, kills) = Stop::begin(2, true, &[(pid(7), 2)], false, None);
+        let (_, kills) = Stop::begin(2, true, &[(pid(7), 2)], &[], false, None);
         assert!(kills.is_empty());
         // Adopted processes are already covered; SIGKILL goes to everyone.
         let mut stop = stop;
@@ -429,6 +533,7 @@ mod tests {
             SIGTERM,
             false,
             &[(pid(7), SIGTERM), (pid(8), SIGTERM), (pid(7), SIGTERM)],
+            &[],
             true,
             None,
         );
@@ -440,7 +545,7 @@ mod tests {
 
     #[test]
     fn adopted_orphans_get_the_stop_signal_once_by_group_or_alone() {
-        let (mut stop, _) = Stop::begin(SIGTERM, false, &[(pid(7), SIGTERM)], true, None);
+        let (mut stop, _) = Stop::begin(SIGTERM, false, &[(pid(7), SIGTERM)], &[], true, None);
         let children = [
             // In a signalled group: already reached.
             (pid(20), Some(pid(7))),
@@ -493,6 +598,7 @@ mod tests {
             SIGTERM,
             false,
             &[(pid(7), quit), (pid(8), SIGTERM)],
+            &[],
             true,
             None,
         );
@@ -512,6 +618,7 @@ mod tests {
             SIGTERM,
             true,
             &[(pid(7), quit), (pid(8), SIGTERM)],
+            &[],
             true,
             Some(&others),
         );
@@ -521,14 +628,51 @@ mod tests {
         want.extend(stop_then_cont(Target::Process(pid(31)), SIGTERM));
         assert_eq!(kills, want);
         // PID 1 with no signal of its own: everyone, once.
-        let (_, kills) = Stop::begin(SIGTERM, true, &[(pid(7), SIGTERM)], true, Some(&others));
+        let (_, kills) = Stop::begin(
+            SIGTERM,
+            true,
+            &[(pid(7), SIGTERM)],
+            &[],
+            true,
+            Some(&others),
+        );
         assert_eq!(kills, stop_then_cont(Target::Everyone, SIGTERM));
     }
 
     #[test]
     fn an_adopted_orphan_in_a_programs_group_gets_that_programs_signal() {
-        let (mut stop, _) = Stop::begin(SIGTERM, false, &[], true, None);
+        let (mut stop, _) = Stop::begin(SIGTERM, false, &[], &[], true, None);
         let kills = stop.adopted(&[(pid(40), Some(pid(7)))], &[(pid(7), 3)]);
         assert_eq!(kills, stop_then_cont(Target::Group(pid(7)), 3));
+    }
+
+    #[test]
+    fn a_held_group_gets_nothing_until_released() {
+        // Not PID 1: the held group is left out, then released.
+        let (mut stop, kills) =
+            Stop::begin(SIGTERM, false, &[(pid(8), SIGTERM)], &[pid(7)], true, None);
+        assert_eq!(kills, stop_then_cont(Target::Group(pid(8)), SIGTERM));
+        // An orphan of the held group is not signalled either.
+        assert!(
+            stop.adopted(&[(pid(70), Some(pid(7)))], &[(pid(7), SIGTERM)])
+                .is_empty()
+        );
+        assert_eq!(
+            stop.release(pid(7), 3),
+            stop_then_cont(Target::Group(pid(7)), 3)
+        );
+        // PID 1: no kill(-1), which would reach the held group.
+        let others = [(pid(7), Some(pid(7))), (pid(30), Some(pid(30)))];
+        let (_, kills) = Stop::begin(
+            SIGTERM,
+            true,
+            &[(pid(8), SIGTERM)],
+            &[pid(7)],
+            true,
+            Some(&others),
+        );
+        let mut want = stop_then_cont(Target::Group(pid(8)), SIGTERM).to_vec();
+        want.extend(stop_then_cont(Target::Process(pid(30)), SIGTERM));
+        assert_eq!(kills, want);
     }
 }
