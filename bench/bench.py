@@ -131,6 +131,12 @@ def idle():
     setups["cocalc-init, 3 programs, control socket"] = NS + [
         BIN, "-q", "-l", os.path.join(TMP, "idle3.log"), "--control", os.path.join(TMP, "idle3.sock")] + \
         sum((["-p", f"{n}={c}"] for n, c in progs), []) + ["--", "sleep", "1000"]
+    # The same with a ready=tcp program: its probes stop once it is up.
+    port = 18000 + random.randrange(1000)
+    setups["cocalc-init, 3 programs, one ready=tcp"] = NS + [
+        BIN, "-q", "-l", os.path.join(TMP, "idle4.log"), "--control", os.path.join(TMP, "idle4.sock"),
+        "-p", f"web=python3 -m http.server {port} --bind 127.0.0.1", "-o", f"web.ready=tcp:{port}",
+        "-p", "hub=sleep 1000", "-o", "hub.after=web", "-p", "p2=sleep 1000", "--", "sleep", "1000"]
     conf = supervisord_conf([("main", "sleep 1000")] + progs, os.path.join(TMP, "sd-idle.log"))
     setups["supervisord, 4 programs"] = NS + ["supervisord", "-c", conf]
     procs = {name: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

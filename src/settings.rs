@@ -3,7 +3,7 @@
 //! the command line's global flags (`-x`, `-s`, `-g`) make.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::config::{ExitCodes, Policy, Seconds};
@@ -83,12 +83,15 @@ impl Ready {
                 .ok()
                 .filter(|&p| p != 0)
                 .ok_or_else(|| format!("'{port}' is not a port (1 to 65535)"))?;
-            // Looked up once, here: the loop never waits on a resolver.
-            let addr = (host, port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| format!("cannot resolve the host '{host}'"))?;
+            // An address, not a name: no resolver in the static binary, and
+            // nothing for the loop to wait on.
+            let ip: IpAddr = match host {
+                "localhost" => IpAddr::from([127, 0, 0, 1]),
+                host => host
+                    .parse()
+                    .map_err(|_| format!("'{host}' is not an IP address (or localhost)"))?,
+            };
+            let addr = SocketAddr::new(ip, port);
             return Ok(Ready::Tcp(addr));
         }
         Err(format!(
@@ -520,7 +523,19 @@ mod tests {
             set("ready", "exists:/run/x.pid").unwrap().ready,
             Ready::Exists("/run/x.pid".into())
         );
-        for bad in ["tcp:0", "tcp:http", "tcp:70000", "exists:rel", "soon", ""] {
+        assert_eq!(
+            set("ready", "tcp:localhost:80").unwrap().ready,
+            Ready::Tcp("127.0.0.1:80".parse().unwrap())
+        );
+        for bad in [
+            "tcp:0",
+            "tcp:http",
+            "tcp:70000",
+            "tcp:db.example:5432",
+            "exists:rel",
+            "soon",
+            "",
+        ] {
             assert!(set("ready", bad).is_err(), "{bad}");
         }
     }
