@@ -234,6 +234,17 @@ pub struct Policy {
     pub grace: Seconds,
 }
 
+/// The command line's defaults, for unit tests of what takes a policy.
+#[cfg(test)]
+pub fn test_policy() -> Policy {
+    Policy {
+        exitcodes: ExitCodes::default(),
+        startsecs: Seconds::parse("1").unwrap_or_else(|e| panic!("{e}")),
+        backoff_max: Seconds::parse("60").unwrap_or_else(|e| panic!("{e}")),
+        grace: Seconds::parse("8").unwrap_or_else(|e| panic!("{e}")),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `-p` and `-i` programs, in command-line order.

@@ -649,12 +649,7 @@ mod tests {
     use crate::settings::{AutoRestart, Settings};
 
     fn policy() -> Policy {
-        Policy {
-            exitcodes: ExitCodes::default(),
-            startsecs: Seconds::parse("1").unwrap(),
-            backoff_max: Seconds::parse("60").unwrap(),
-            grace: Seconds::parse("8").unwrap(),
-        }
+        crate::config::test_policy()
     }
 
     fn program(now: Instant) -> Program {

@@ -438,12 +438,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        Policy {
-            exitcodes: ExitCodes::default(),
-            startsecs: Seconds::parse("1").unwrap(),
-            backoff_max: Seconds::parse("60").unwrap(),
-            grace: Seconds::parse("8").unwrap(),
-        }
+        crate::config::test_policy()
     }
 
     fn set(key: &str, value: &str) -> Result<Settings, String> {

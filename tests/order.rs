@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -99,15 +98,6 @@ fn a_one_shot_setup_comes_first() {
         assert!(!log.contains("success: setup"), "{log}");
         init.stop();
     }
-}
-
-fn refused(args: &[&str], needle: &str) {
-    let (code, stderr) = run_to_end(&args.iter().map(OsStr::new).collect::<Vec<_>>(), secs(10.0));
-    assert_eq!(code, 2, "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: {stderr:?} lacks {needle:?}"
-    );
 }
 
 #[test]

@@ -476,16 +476,6 @@ fn check_lists_the_settings_that_differ() {
     assert_eq!(lines, want, "{out}");
 }
 
-fn refused(args: &[&str], needle: &str) {
-    let (code, stderr) = run_to_end(&args.iter().map(OsStr::new).collect::<Vec<_>>(), secs(10.0));
-    assert_eq!(code, 2, "{args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 2, "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: {stderr:?} lacks {needle:?}"
-    );
-}
-
 #[test]
 fn bad_options_are_usage_errors() {
     let p = ["-l", "/dev/null", "-p", "web=true"];

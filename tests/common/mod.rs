@@ -552,3 +552,18 @@ pub fn wait_state(init: &Init, name: &str, state: &str) -> String {
         (find_state(&out, name)? == state).then_some(out)
     })
 }
+
+/// A command line that must be a usage error: exit 2, two lines on
+/// stderr, the first holding `needle`.
+pub fn refused(args: &[&str], needle: &str) {
+    let (code, stderr) = run_to_end(
+        &args.iter().map(OsStr::new).collect::<Vec<_>>(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: {stderr:?} lacks {needle:?}"
+    );
+}
