@@ -540,11 +540,8 @@ fn apply_option(
     given.push((name.to_string(), key));
     settings::apply(target, key, text).map_err(|e| bad(&e))?;
     if let Some(account) = target.user.as_ref().filter(|_| key == Key::User) {
-        let me = nix::unistd::Uid::effective();
-        if account.is_other_than_init() && !me.is_root() {
-            return Err(bad(&format!(
-                "init runs as uid {me}, not as root: it cannot start a program as another user"
-            )));
+        if account.is_other_than_init() {
+            crate::user::may_change_user().map_err(|e| bad(&e))?;
         }
     }
     Ok(())

@@ -66,6 +66,37 @@ impl Account {
     }
 }
 
+/// Whether init may become another user: root, and (in a container
+/// that dropped capabilities) holding CAP_SETUID and CAP_SETGID. Without
+/// them every start would fail; this says why, once, at start. Where
+/// /proc cannot be read, the uid alone decides.
+pub fn may_change_user() -> Result<(), String> {
+    let me = Uid::effective();
+    if !me.is_root() {
+        return Err(format!(
+            "init runs as uid {me}, not as root: it cannot start a program as another user"
+        ));
+    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Ok(());
+    };
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+    match effective {
+        Some(caps) if caps & CAP_SETUID_SETGID != CAP_SETUID_SETGID => Err(
+            "init lacks CAP_SETUID or CAP_SETGID (dropped by the container's runtime): \
+             it cannot start a program as another user"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// CAP_SETGID is capability 6, CAP_SETUID 7.
+const CAP_SETUID_SETGID: u64 = (1 << 6) | (1 << 7);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -532,6 +532,18 @@ fn user_needs_init_to_be_root() {
         stderr.contains("init runs as uid 65534, not as root"),
         "{stderr}"
     );
+    // Root whose runtime dropped CAP_SETUID/CAP_SETGID cannot either.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-setuid,-setgid", BIN])
+        .args(["-l", "/dev/null", "-p", "w=true", "-o", "w.user=nobody"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lacks CAP_SETUID or CAP_SETGID"),
+        "{stderr}"
+    );
     // Its own user is no change, and fine.
     let out = as_nobody(&s)
         .args([
