@@ -183,6 +183,20 @@ fn ready_notify_counts_a_ready_from_the_programs_own_processes_only() {
 }
 
 #[test]
+fn a_user_program_can_report_ready() {
+    // The socket has an abstract name: no file whose rights could keep
+    // another user out.
+    let mut init = init(Mode::Pid1, "notify-user")
+        // Debian's python3: the one on root's PATH may live in root's home.
+        .args(&["-p", &SENDER.replacen("n=python3", "n=/usr/bin/python3", 1)])
+        .args(&["-o", "n.ready=notify", "-o", "n.user=nobody"])
+        .args(&["-o", "n.environment=OUT=/dev/null,DELAY=0.2"])
+        .start();
+    init.wait_log("success: n entered RUNNING state, process reported ready");
+    init.stop();
+}
+
+#[test]
 fn a_ready_from_another_programs_process_is_ignored() {
     let s = Scratch::new("notify-other");
     let out = s.path("name").to_string_lossy().to_string();
