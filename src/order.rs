@@ -71,6 +71,39 @@ pub fn not_up(after: &[String], is_up: impl Fn(&str) -> bool) -> Vec<&str> {
         .collect()
 }
 
+/// The longest a stop in reverse order can take: along each chain of
+/// `after`, the sum of the waits, the longest chain's. `waits[i]` is
+/// program `i`'s stopwaitsecs; the order has no cycle.
+pub fn longest_chain(waits: &[f64], after: &[Vec<usize>]) -> f64 {
+    // Program i stops once every program after it has: its own wait on
+    // top of the longest of theirs.
+    let mut memo: Vec<Option<f64>> = vec![None; waits.len()];
+    fn chain(i: usize, waits: &[f64], after: &[Vec<usize>], memo: &mut [Option<f64>]) -> f64 {
+        if let Some(Some(known)) = memo.get(i) {
+            return *known;
+        }
+        // Guard against a cycle all the same: a node on the way counts 0.
+        if let Some(slot) = memo.get_mut(i) {
+            *slot = Some(0.0);
+        }
+        let dependents: Vec<usize> = (0..after.len())
+            .filter(|&j| after.get(j).is_some_and(|deps| deps.contains(&i)))
+            .collect();
+        let longest = dependents
+            .into_iter()
+            .map(|j| chain(j, waits, after, memo))
+            .fold(0.0, f64::max);
+        let total = waits.get(i).copied().unwrap_or(0.0) + longest;
+        if let Some(slot) = memo.get_mut(i) {
+            *slot = Some(total);
+        }
+        total
+    }
+    (0..waits.len())
+        .map(|i| chain(i, waits, after, &mut memo))
+        .fold(0.0, f64::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +133,15 @@ mod tests {
             Some("a -> b -> a")
         );
         assert_eq!(find_cycle(&["a"], &[vec![0]]).as_deref(), Some("a -> a"));
+    }
+
+    #[test]
+    fn the_longest_stop_is_the_longest_chain() {
+        // c after b after a; d alone.
+        let after = vec![vec![], vec![0], vec![1], vec![]];
+        assert_eq!(longest_chain(&[1.0, 2.0, 3.0, 5.0], &after), 6.0);
+        assert_eq!(longest_chain(&[1.0, 2.0, 3.0, 7.0], &after), 7.0);
+        assert_eq!(longest_chain(&[], &[]), 0.0);
     }
 
     #[test]

@@ -327,8 +327,9 @@ impl Program {
     /// probe that succeeded); true when it did.
     pub fn became_ready(&mut self) -> bool {
         if let State::Starting { pid, since } = self.state {
+            // The failed starts in a row are counted on until the run
+            // proves good at its exit: ready, then a crash, is no success.
             self.state = State::Running { pid, since };
-            self.short_runs = 0;
             self.probe_at = None;
             return true;
         }
@@ -386,11 +387,13 @@ impl Program {
         };
         self.ended = Some((Ended::Exit { how, expected }, wall));
         self.probe_at = None;
+        // A good run: one that lasted startsecs, and with another `ready`
+        // also got ready (ready and then a quick crash, as with a port
+        // still held by an old instance, backs off like any failed start).
+        let lasted = now.saturating_duration_since(since) >= self.settings.startsecs.duration();
         let worked = match self.settings.ready {
-            Ready::Startsecs => {
-                now.saturating_duration_since(since) >= self.settings.startsecs.duration()
-            }
-            _ => was_ready,
+            Ready::Startsecs => lasted,
+            _ => was_ready && lasted,
         };
         let restart = match self.settings.autorestart {
             AutoRestart::Always => true,
@@ -418,6 +421,8 @@ impl Program {
     /// Shutdown: returns the pid to signal, if it is running; SIGKILL is
     /// due at `kill_at`.
     pub fn stop(&mut self, kill_at: Instant) -> Option<Pid> {
+        // A stop held by `stop all`/`restart all` gives way to this one.
+        self.held_stop = None;
         match self.state {
             State::Starting { pid, .. } | State::Running { pid, .. } => {
                 self.state = State::Stopping {
@@ -491,6 +496,7 @@ impl Program {
     /// `cocalc-init stop`: SIGKILL at `kill_at` if the stop signal was not
     /// enough; the program then stays down.
     pub fn request_stop(&mut self, kill_at: Instant, wall: SystemTime) -> Answer {
+        self.held_stop = None;
         match self.state {
             State::Starting { pid, .. } | State::Running { pid, .. } => {
                 self.state = State::Stopping {
@@ -516,6 +522,7 @@ impl Program {
 
     /// `cocalc-init start`: due now, backoff reset.
     pub fn request_start(&mut self, now: Instant) -> Answer {
+        self.held_stop = None;
         match self.state {
             State::NotStarted
             | State::Waiting { .. }
@@ -646,7 +653,7 @@ impl Program {
 mod tests {
     use super::*;
     use crate::config::{ExitCodes, Seconds};
-    use crate::settings::{AutoRestart, Settings};
+    use crate::settings::{AutoRestart, Ready, Settings};
 
     fn policy() -> Policy {
         crate::config::test_policy()
@@ -1057,5 +1064,53 @@ mod tests {
         assert_eq!(p.stop_signal(15), 15);
         let q = with(now, |s| s.stopsignal = Some(3));
         assert_eq!(q.stop_signal(15), 3);
+    }
+
+    #[test]
+    fn ready_and_then_a_quick_crash_backs_off() {
+        let now = Instant::now();
+        let mut p = with(now, |s| s.ready = Ready::Notify);
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            p.started(PID, now);
+            assert!(p.became_ready());
+            match p.exited(ExitKind::Code(1), now, WALL, &policy()) {
+                Some(Exit::Unexpected {
+                    then: Then::Restart(after),
+                }) => waits.push(after.as_secs()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(waits, [1, 2, 4]);
+        // Ready and up past startsecs: a good run, restarted at once.
+        p.started(PID, now);
+        assert!(p.became_ready());
+        assert_eq!(
+            p.exited(
+                ExitKind::Code(1),
+                now + Duration::from_secs(5),
+                WALL,
+                &policy()
+            ),
+            Some(Exit::Unexpected {
+                then: Then::Restart(Duration::ZERO)
+            })
+        );
+    }
+
+    #[test]
+    fn a_shutdown_stop_takes_the_place_of_a_held_one() {
+        let now = Instant::now();
+        let mut p = program(now);
+        p.started(PID, now);
+        assert_eq!(p.hold_stop(AfterStop::Restart), Some(PID));
+        assert!(!p.is_up());
+        assert_eq!(p.stop(now), Some(PID));
+        assert_eq!(p.held_stop, None);
+        assert_eq!(
+            p.exited(ExitKind::Signal(15), now, WALL, &policy()),
+            Some(Exit::Stopped)
+        );
+        assert_eq!(p.state, State::Done);
     }
 }

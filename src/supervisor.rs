@@ -321,14 +321,29 @@ impl Supervisor {
                 }
             }
         }
-        // A client waits for a stop's answer as long as the longest grace.
-        let longest_grace = programs
-            .iter()
-            .map(|p| p.settings.stopwaitsecs)
-            .chain(skipped.iter().map(|(_, _, s)| s.stopwaitsecs))
-            .fold(config.policy.grace, |a, b| {
-                if b.duration() > a.duration() { b } else { a }
-            });
+        // A client waits for a stop's answer as long as the longest stop
+        // can take: a grace, or the sum along a chain of `after`.
+        let longest_grace = {
+            let every: Vec<(&str, &Settings)> = programs
+                .iter()
+                .map(|p| (p.name.as_str(), &p.settings))
+                .chain(skipped.iter().map(|(n, _, s)| (n.as_str(), s)))
+                .collect();
+            let waits: Vec<f64> = every
+                .iter()
+                .map(|(_, s)| s.stopwaitsecs.duration().as_secs_f64())
+                .collect();
+            let after: Vec<Vec<usize>> = every
+                .iter()
+                .map(|(_, s)| {
+                    s.after
+                        .iter()
+                        .filter_map(|d| every.iter().position(|(n, _)| n == d))
+                        .collect()
+                })
+                .collect();
+            order::longest_chain(&waits, &after).max(config.policy.grace.duration().as_secs_f64())
+        };
         let control = config.control.as_deref().and_then(|path| {
             Control::open(path, &longest_grace.to_string())
                 .map_err(|e| logging::error(&e.0))
@@ -721,8 +736,10 @@ impl Supervisor {
                 if notice {
                     *next_notice = deadline_after(now, NOTICE_EVERY);
                 }
-                // Programs whose own stopwaitsecs is over.
+                // Programs whose own stopwaitsecs is over; a stop held for
+                // one of them goes at once.
                 self.kill_due(now);
+                self.release_held(now);
                 if kill_main {
                     self.kill_main();
                 }
@@ -755,6 +772,8 @@ impl Supervisor {
             } => self
                 .programs
                 .iter()
+                // Only a stop's SIGKILL: nothing starts or is probed now.
+                .filter(|p| matches!(p.state, crate::program::State::Stopping { .. }))
                 .filter_map(Program::deadline)
                 .chain(*main_kill_at)
                 .fold(*grace_end.min(next_notice), Instant::min)
@@ -886,7 +905,20 @@ impl Supervisor {
         let Some(program) = self.programs.get_mut(index) else {
             return;
         };
+        // A program whose shutdown stop was held ended by itself: what it
+        // left in its group gets the stop signal now, not at SIGKILL.
+        let held_group = program
+            .pgid
+            .filter(|_| program.held_stop == Some(crate::program::AfterStop::Shutdown));
+        let own_signal = program.stop_signal(stop_signal);
         let outcome = program.exited(how, now, SystemTime::now(), &self.policy);
+        if let (Some(pgid), Phase::ShuttingDown { stop, .. }) = (held_group, &mut self.phase) {
+            let kills = stop.release(pgid, own_signal);
+            self.apply(&kills);
+        }
+        let Some(program) = self.programs.get(index) else {
+            return;
+        };
         let name = program.name.as_str();
         match outcome {
             Some(Exit::Expected { then }) => {

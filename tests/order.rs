@@ -318,6 +318,20 @@ fn restart_all_goes_down_and_up_in_order() {
 }
 
 #[test]
+fn stop_all_does_not_wait_for_the_main_command() {
+    // main starts after db, but stop all leaves main running: db's stop
+    // must not wait for it.
+    let mut init = init(Mode::Child, "stop-all-main")
+        .args(&["-s", "0.2", "-p", "db=sleep 1000", "-o", "main.after=db"])
+        .main(&["sleep", "1000"])
+        .start();
+    init.wait_log("spawned: 'main'");
+    let (code, out, err) = ctl(&init, &["stop", "all"]);
+    assert_eq!((code, out.trim()), (0, "db: stopped"), "{err}");
+    init.stop();
+}
+
+#[test]
 fn start_of_a_waiting_program_answers_at_once() {
     let mut init = init(Mode::Child, "start-waiting")
         .args(&["-p", "a=sleep 1000", "-o", "a.autostart=false"])

@@ -12,12 +12,17 @@ use crate::probe::{self, Connect};
 use crate::program::State;
 use crate::settings::Ready;
 
+/// Datagrams read from the notify socket in one turn of the loop.
+const NOTIFY_PER_TURN: usize = 64;
+
 impl Supervisor {
     /// Reads every datagram waiting on the notify socket. A sender is
     /// matched to a program by its session (each program has its own),
     /// as the kernel names it; anyone else is ignored.
     pub(super) fn on_notify(&mut self) {
-        loop {
+        // A bounded batch a turn: a flood cannot starve signals and exits;
+        // what is left keeps the socket readable for the next turn.
+        for _ in 0..NOTIFY_PER_TURN {
             let Some(notify) = self.notify.as_ref() else {
                 return;
             };

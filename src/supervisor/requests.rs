@@ -408,7 +408,9 @@ impl Supervisor {
                 } else if held {
                     // A stop asked for after this start or restart won.
                     Some(format!("{}: ERROR (stopped by request)", p.name))
-                } else if answer_waiting && !p.waiting_for.is_empty() {
+                } else if !p.waiting_for.is_empty()
+                    && (answer_waiting || self.waits_in_vain(&p.waiting_for))
+                {
                     // Its `after` is not up: it starts once it is, and the
                     // client is told so now rather than kept waiting.
                     Some(format!(
@@ -421,6 +423,26 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Whether one of `names` is down and will not come up by itself
+    /// (FATAL, stopped, not started, exited and not restarted): a start
+    /// after it waits for someone to act.
+    fn waits_in_vain(&self, names: &[String]) -> bool {
+        self.programs
+            .iter()
+            .filter(|p| names.iter().any(|n| n == p.name.as_str()))
+            .any(|p| {
+                !p.is_up()
+                    && matches!(
+                        p.state,
+                        State::Fatal
+                            | State::Exited
+                            | State::Held { .. }
+                            | State::NotStarted
+                            | State::Done
+                    )
+            })
     }
 
     fn reply(&mut self, client: u64, text: String, now: Instant) {

@@ -215,8 +215,18 @@ impl Supervisor {
         let mut groups: Vec<(Pid, i32)> = Vec::new();
         // Reverse start order: a program that others start after stops
         // once they are gone.
+        let main_live = self.main.as_ref().is_some_and(|m| m.exit.is_none());
         let waits: Vec<bool> = (0..self.programs.len())
-            .map(|i| self.has_live_dependents(i))
+            .map(|i| {
+                self.has_live_dependents(i)
+                    || (main_live
+                        && self.programs.get(i).is_some_and(|p| {
+                            self.main_settings
+                                .after
+                                .iter()
+                                .any(|n| n == p.name.as_str())
+                        }))
+            })
             .collect();
         let mut held = Vec::new();
         for (program, wait_for_others) in self.programs.iter_mut().zip(waits) {
@@ -274,7 +284,8 @@ impl Supervisor {
 
     /// Whether a program that starts after program `i` still runs (its
     /// stop waits for them): not gone, and not yet sent SIGKILL. The main
-    /// command counts when it starts after `i`.
+    /// command counts when it starts after `i`, during a shutdown only:
+    /// `stop all` and `restart all` leave it running.
     pub(super) fn has_live_dependents(&self, i: usize) -> bool {
         let Some(name) = self.programs.get(i).map(|p| p.name.as_str()) else {
             return false;
@@ -283,7 +294,8 @@ impl Supervisor {
         self.programs
             .iter()
             .any(|p| after_it(&p.settings.after) && p.is_live_for_order())
-            || (after_it(&self.main_settings.after)
+            || (!self.phase.is_supervising()
+                && after_it(&self.main_settings.after)
                 && self
                     .main
                     .as_ref()
