@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::DEFAULT_CONTROL;
-use crate::verbs::{self, Command, VERBS, Verb};
+use crate::verbs::{self, Command, Outcome, VERBS, Verb};
 
 pub const DONE: u8 = 0;
 pub const ERROR: u8 = 1;
@@ -106,10 +106,10 @@ pub fn run(args: &[OsString]) -> u8 {
         Ok(lines) => {
             let mut out = io::stdout().lock();
             for line in &lines {
-                let _ = writeln!(out, "{line}");
+                let _ = writeln!(out, "{}", Outcome::read(line).1);
             }
             let _ = out.flush();
-            exit_status(command.verb, &lines)
+            exit_status(&lines)
         }
         Err(Failure::NoInit(e)) => {
             say(&format!("no init answers at {}: {e}", control.display()));
@@ -132,8 +132,9 @@ pub fn run(args: &[OsString]) -> u8 {
             let rows = ask(&control, &line, None).unwrap_or_default();
             let down: Vec<&str> = rows
                 .iter()
-                .filter(|row| !is_up(row))
-                .map(String::as_str)
+                .map(|row| Outcome::read(row))
+                .filter(|(outcome, _)| *outcome != Some(Outcome::Done))
+                .map(|(_, text)| text)
                 .collect();
             say(&format!(
                 "not up after {} s: {}",
@@ -223,39 +224,22 @@ fn ask(
     Ok(lines)
 }
 
-/// The exit status an answer means.
-pub fn exit_status(verb: Verb, lines: &[String]) -> u8 {
-    // `ERROR why` from init, or `NAME: ERROR (why)` (no name holds ':'
-    // nor a space, so no status row looks like either).
-    let error = lines
-        .iter()
-        .any(|l| (l.starts_with("ERROR ") && !is_status_row(l)) || l.contains(": ERROR ("));
-    if error || lines.is_empty() {
-        return ERROR;
-    }
-    // A start held back by `after` answers `NAME: waiting for A`.
-    let not_up = match verb {
-        Verb::Status => lines.iter().any(|l| !is_up(l)),
-        _ => lines.iter().any(|l| l.contains(": waiting for ")),
+/// The exit status an answer means, from the outcome init sent with each
+/// line: an error wins, then "not up"; a line without one is a refusal
+/// sent before any request was read (`ERROR too many clients`).
+pub fn exit_status(lines: &[String]) -> u8 {
+    let mut worst = match lines.is_empty() {
+        true => Some(Outcome::Error),
+        false => None,
     };
-    if not_up { NOT_UP } else { DONE }
-}
-
-/// A status row: `NAME STATE DETAIL`, with a state word second.
-fn is_status_row(line: &str) -> bool {
-    matches!(
-        line.split_whitespace().nth(1),
-        Some("STARTING" | "RUNNING" | "BACKOFF" | "STOPPING" | "STOPPED" | "EXITED" | "FATAL")
-    )
-}
-
-/// Whether a status row says up: RUNNING, or EXITED with an expected
-/// code. STARTING is not yet: what a readiness probe must see.
-fn is_up(line: &str) -> bool {
-    match line.split_whitespace().nth(1) {
-        Some("RUNNING") => true,
-        Some("EXITED") => !line.contains("not expected"),
-        _ => false,
+    for line in lines {
+        let outcome = Outcome::read(line).0.unwrap_or(Outcome::Error);
+        worst = worst.max(Some(outcome));
+    }
+    match worst {
+        Some(Outcome::Error) | None => ERROR,
+        Some(Outcome::NotUp) => NOT_UP,
+        Some(Outcome::Done) => DONE,
     }
 }
 
@@ -291,46 +275,31 @@ mod tests {
     }
 
     #[test]
-    fn exit_statuses_for_a_probe() {
-        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let up = lines(&[
-            "sshd   RUNNING   pid 12, uptime 0:05:12",
-            "init   EXITED    Nov 27 04:40 PM (exit status 0; expected)",
-            "p_sh   EXITED    skipped: /h/p.sh does not exist",
+    fn exit_statuses_come_from_the_outcomes_init_sent() {
+        let tagged =
+            |v: &[(Outcome, &str)]| v.iter().map(|(o, text)| o.tag(text)).collect::<Vec<_>>();
+        let up = tagged(&[
+            (Outcome::Done, "sshd   RUNNING   pid 12, uptime 0:05:12"),
+            (
+                Outcome::Done,
+                "p_sh   EXITED    skipped: /h/p.sh does not exist",
+            ),
         ]);
-        assert_eq!(exit_status(Verb::Status, &up), DONE);
-        let starting = lines(&["web    STARTING  pid 9"]);
-        assert_eq!(exit_status(Verb::Status, &starting), NOT_UP);
-        let held = lines(&["web    STARTING  waiting for db"]);
-        assert_eq!(exit_status(Verb::Status, &held), NOT_UP);
-        let start_held = lines(&["web: waiting for db"]);
-        assert_eq!(exit_status(Verb::Start, &start_held), NOT_UP);
+        assert_eq!(exit_status(&up), DONE);
         let mut down = up.clone();
-        down.push(
-            "tick   BACKOFF   exit status 1; not expected; starts again in 4 s; 5 restarts".into(),
-        );
-        assert_eq!(exit_status(Verb::Status, &down), NOT_UP);
-        let exited_badly = lines(&["x   EXITED   Nov 27 04:40 PM (exit status 1; not expected)"]);
-        assert_eq!(exit_status(Verb::Status, &exited_badly), NOT_UP);
+        down.extend(tagged(&[(Outcome::NotUp, "web    STARTING  pid 9")]));
+        assert_eq!(exit_status(&down), NOT_UP);
         let mut both = down.clone();
-        both.push("nope: ERROR (no such program)".into());
-        assert_eq!(exit_status(Verb::Status, &both), ERROR);
-        assert_eq!(exit_status(Verb::Stop, &lines(&["web: stopped"])), DONE);
-        assert_eq!(
-            exit_status(Verb::Stop, &lines(&["web: ERROR (not running)"])),
-            ERROR
-        );
-        assert_eq!(
-            exit_status(Verb::Stop, &lines(&["ERROR too many clients"])),
-            ERROR
-        );
-        assert_eq!(exit_status(Verb::Status, &[]), ERROR);
-        // A program may be called ERROR or ERROR_x: its row is no error.
-        let named = lines(&["ERROR    RUNNING   pid 3", "ERROR_x  RUNNING   pid 4"]);
-        assert_eq!(exit_status(Verb::Status, &named), DONE);
-        let fatal = lines(&["ERROR    FATAL     too many start retries too quickly"]);
-        assert_eq!(exit_status(Verb::Status, &fatal), NOT_UP);
-        let not_started = lines(&["later    STOPPED   Not started"]);
-        assert_eq!(exit_status(Verb::Status, &not_started), NOT_UP);
+        both.extend(tagged(&[(Outcome::Error, "nope: ERROR (no such program)")]));
+        assert_eq!(exit_status(&both), ERROR);
+        // The words do not decide: a program named ERROR is no error, and a
+        // line that reads like one is what its outcome says.
+        let named = tagged(&[(Outcome::Done, "ERROR    RUNNING   pid 3")]);
+        assert_eq!(exit_status(&named), DONE);
+        let start_held = tagged(&[(Outcome::NotUp, "web: waiting for db")]);
+        assert_eq!(exit_status(&start_held), NOT_UP);
+        // Sent before any request was read: no outcome, an error.
+        assert_eq!(exit_status(&["ERROR too many clients".to_string()]), ERROR);
+        assert_eq!(exit_status(&[]), ERROR);
     }
 }

@@ -33,6 +33,46 @@ impl Verb {
     }
 }
 
+/// What one line of an answer means, sent as its first field (a digit
+/// and a tab): the client's exit status comes from these, never from the
+/// words, and the client prints only the text after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Done, or up.
+    Done,
+    /// Not up (yet), or a start that waits for its `after`.
+    NotUp,
+    /// Could not be done.
+    Error,
+}
+
+impl Outcome {
+    fn digit(self) -> char {
+        match self {
+            Outcome::Done => '0',
+            Outcome::NotUp => '3',
+            Outcome::Error => '1',
+        }
+    }
+
+    /// The line as sent: `0<TAB>sshd: restarted`.
+    pub fn tag(self, text: &str) -> String {
+        format!("{}\t{text}", self.digit())
+    }
+
+    /// A line as received: its outcome (None for one init sent before any
+    /// request was read, such as `ERROR too many clients`) and its text.
+    pub fn read(line: &str) -> (Option<Outcome>, &str) {
+        let outcome = match line.get(..2) {
+            Some("0\t") => Outcome::Done,
+            Some("3\t") => Outcome::NotUp,
+            Some("1\t") => Outcome::Error,
+            _ => return (None, line),
+        };
+        (Some(outcome), line.get(2..).unwrap_or(""))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     pub verb: Verb,
@@ -112,6 +152,18 @@ mod tests {
         );
         assert_eq!(parse(&["signal", "USR1", "main"]).unwrap().names, ["main"]);
         assert_eq!(parse(&["stop", "a"]).unwrap().line(None), "stop a");
+    }
+
+    #[test]
+    fn outcomes_travel_before_the_text() {
+        for outcome in [Outcome::Done, Outcome::NotUp, Outcome::Error] {
+            let line = outcome.tag("web: restarted");
+            assert_eq!(Outcome::read(&line), (Some(outcome), "web: restarted"));
+        }
+        assert_eq!(
+            Outcome::read("ERROR too many clients"),
+            (None, "ERROR too many clients")
+        );
     }
 
     #[test]

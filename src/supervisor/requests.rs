@@ -16,7 +16,7 @@ use crate::messages;
 use crate::program::{self, AfterStop, Answer, State};
 use crate::signals::{SIGCONT, SIGTERM};
 use crate::stamp;
-use crate::verbs::{self, Verb};
+use crate::verbs::{self, Outcome, Verb};
 
 /// A reply waiting for programs to stop or start.
 pub struct Waiter {
@@ -26,7 +26,7 @@ pub struct Waiter {
 
 /// One line of a reply, known or still to come.
 enum Item {
-    Line(String),
+    Line(Outcome, String),
     /// Done when the program is no longer stopping.
     Stopped {
         program: usize,
@@ -75,7 +75,8 @@ impl Supervisor {
                     request.peer.pid,
                     request.peer.uid,
                 ));
-                return self.reply(request.client, format!("ERROR {e}\n"), now);
+                let line = Outcome::Error.tag(&format!("ERROR {e}"));
+                return self.reply(request.client, format!("{line}\n"), now);
             }
         };
         let note = messages::control_request(&request.line, request.peer.pid, request.peer.uid);
@@ -117,7 +118,7 @@ impl Supervisor {
             match self.programs.iter().position(|p| p.name.as_str() == name) {
                 Some(i) => found.push(i),
                 None if name == MAIN_NAME => {}
-                None => lines.push(Item::Line(self.no_program(name))),
+                None => lines.push(Item::Line(Outcome::Error, self.no_program(name))),
             }
         }
         (found, lines)
@@ -219,8 +220,10 @@ impl Supervisor {
                 answer_waiting: !reverse,
             };
             items.push(match (answer, verb) {
-                (Answer::Done(word), _) => Item::Line(format!("{name}: {word}")),
-                (Answer::Refused(why), _) => Item::Line(format!("{name}: ERROR ({why})")),
+                (Answer::Done(word), _) => Item::Line(Outcome::Done, format!("{name}: {word}")),
+                (Answer::Refused(why), _) => {
+                    Item::Line(Outcome::Error, format!("{name}: ERROR ({why})"))
+                }
                 (Answer::Signal(pid), _) => {
                     for signal in [stop_signal, SIGCONT] {
                         kills.push(Kill {
@@ -240,7 +243,10 @@ impl Supervisor {
         }
         self.apply(&kills);
         if every && items.is_empty() {
-            items.push(Item::Line(format!("{ALL_NAME}: nothing to do")));
+            items.push(Item::Line(
+                Outcome::Done,
+                format!("{ALL_NAME}: nothing to do"),
+            ));
         }
         items
     }
@@ -262,37 +268,41 @@ impl Supervisor {
                 continue;
             }
             let name = program.name.as_str();
-            items.push(Item::Line(match program.pid() {
+            items.push(match program.pid() {
                 Some(pid) => {
                     kills.push(Kill {
                         target: Target::Group(pid),
                         signal: sig,
                     });
-                    format!("{name}: signalled")
+                    Item::Line(Outcome::Done, format!("{name}: signalled"))
                 }
-                None => format!("{name}: ERROR (not running)"),
-            }));
+                None => Item::Line(Outcome::Error, format!("{name}: ERROR (not running)")),
+            });
         }
         let main_running = self.main.as_ref().is_some_and(|m| m.exit.is_none());
         if wants_main && (main_running || !every) {
-            items.push(Item::Line(
-                match self.main.as_ref().filter(|m| m.exit.is_none()) {
-                    Some(main) => {
-                        kills.push(Kill {
-                            target: Target::Group(main.pid),
-                            signal: sig,
-                        });
-                        format!("{MAIN_NAME}: signalled")
-                    }
-                    None => format!("{MAIN_NAME}: ERROR (not running)"),
-                },
-            ));
+            items.push(match self.main.as_ref().filter(|m| m.exit.is_none()) {
+                Some(main) => {
+                    kills.push(Kill {
+                        target: Target::Group(main.pid),
+                        signal: sig,
+                    });
+                    Item::Line(Outcome::Done, format!("{MAIN_NAME}: signalled"))
+                }
+                None => Item::Line(Outcome::Error, format!("{MAIN_NAME}: ERROR (not running)")),
+            });
         } else if names.iter().any(|n| n == MAIN_NAME) {
-            items.push(Item::Line(format!("{MAIN_NAME}: ERROR (no such program)")));
+            items.push(Item::Line(
+                Outcome::Error,
+                format!("{MAIN_NAME}: ERROR (no such program)"),
+            ));
         }
         self.apply(&kills);
         if every && items.is_empty() {
-            items.push(Item::Line(format!("{ALL_NAME}: nothing to do")));
+            items.push(Item::Line(
+                Outcome::Done,
+                format!("{ALL_NAME}: nothing to do"),
+            ));
         }
         items
     }
@@ -306,12 +316,12 @@ impl Supervisor {
             if self.programs.iter().all(|p| p.name.as_str() != name)
                 && self.skipped.iter().any(|(n, ..)| n.as_str() == name)
             {
-                items.push(Item::Line(format!("{name}: up")));
+                items.push(Item::Line(Outcome::Done, format!("{name}: up")));
             }
         }
         let (targets, lines) = self.targets(names);
         items.extend(lines.into_iter().filter(|line| match line {
-            Item::Line(l) => !l.contains("does not exist"),
+            Item::Line(_, l) => !l.contains("does not exist"),
             _ => true,
         }));
         items.extend(targets.into_iter().map(|program| Item::Up { program }));
@@ -320,11 +330,17 @@ impl Supervisor {
             items.push(if has_main {
                 Item::MainUp
             } else {
-                Item::Line(format!("{MAIN_NAME}: ERROR (no such program)"))
+                Item::Line(
+                    Outcome::Error,
+                    format!("{MAIN_NAME}: ERROR (no such program)"),
+                )
             });
         }
         if items.is_empty() {
-            items.push(Item::Line(format!("{ALL_NAME}: nothing to wait for")));
+            items.push(Item::Line(
+                Outcome::Done,
+                format!("{ALL_NAME}: nothing to wait for"),
+            ));
         }
         items
     }
@@ -342,11 +358,11 @@ impl Supervisor {
                 continue;
             }
             for item in &mut waiter.items {
-                if let Some(line) = self.resolve(item) {
-                    *item = Item::Line(line);
+                if let Some((outcome, line)) = self.resolve(item) {
+                    *item = Item::Line(outcome, line);
                 }
             }
-            if waiter.items.iter().all(|i| matches!(i, Item::Line(_))) {
+            if waiter.items.iter().all(|i| matches!(i, Item::Line(..))) {
                 done.push(waiter);
             } else {
                 waiting.push(waiter);
@@ -360,18 +376,21 @@ impl Supervisor {
     }
 
     /// An item's line once it is known.
-    fn resolve(&self, item: &Item) -> Option<String> {
+    fn resolve(&self, item: &Item) -> Option<(Outcome, String)> {
+        let done = |text: String| Some((Outcome::Done, text));
+        let error = |text: String| Some((Outcome::Error, text));
         match *item {
-            Item::Line(_) => None,
+            Item::Line(..) => None,
             Item::Up { program } => {
                 let p = self.programs.get(program)?;
-                p.is_up().then(|| format!("{}: up", p.name))
+                p.is_up()
+                    .then(|| (Outcome::Done, format!("{}: up", p.name)))
             }
             Item::MainUp => self
                 .main
                 .as_ref()
                 .filter(|m| m.exit.is_none())
-                .map(|_| format!("{MAIN_NAME}: up")),
+                .map(|_| (Outcome::Done, format!("{MAIN_NAME}: up"))),
             Item::Stopped { program } => {
                 let p = self.programs.get(program)?;
                 if p.held_stop.is_some() {
@@ -379,8 +398,8 @@ impl Supervisor {
                 }
                 match p.state {
                     State::Stopping { .. } => None,
-                    State::Done => Some(format!("{}: ERROR (shutting down)", p.name)),
-                    _ => Some(format!("{}: stopped", p.name)),
+                    State::Done => error(format!("{}: ERROR (shutting down)", p.name)),
+                    _ => done(format!("{}: stopped", p.name)),
                 }
             }
             Item::Started {
@@ -400,23 +419,22 @@ impl Supervisor {
                         }
                 );
                 if p.starts > starts {
-                    Some(format!("{}: {word}", p.name))
+                    done(format!("{}: {word}", p.name))
                 } else if p.spawn_failures > failures {
-                    Some(format!("{}: ERROR (spawn error)", p.name))
+                    error(format!("{}: ERROR (spawn error)", p.name))
                 } else if p.state == State::Done {
-                    Some(format!("{}: ERROR (shutting down)", p.name))
+                    error(format!("{}: ERROR (shutting down)", p.name))
                 } else if held {
                     // A stop asked for after this start or restart won.
-                    Some(format!("{}: ERROR (stopped by request)", p.name))
+                    error(format!("{}: ERROR (stopped by request)", p.name))
                 } else if !p.waiting_for.is_empty()
                     && (answer_waiting || self.waits_in_vain(&p.waiting_for))
                 {
                     // Its `after` is not up: it starts once it is, and the
                     // client is told so now rather than kept waiting.
-                    Some(format!(
-                        "{}: waiting for {}",
-                        p.name,
-                        p.waiting_for.join(", ")
+                    Some((
+                        Outcome::NotUp,
+                        format!("{}: waiting for {}", p.name, p.waiting_for.join(", ")),
                     ))
                 } else {
                     None
@@ -462,13 +480,16 @@ impl Supervisor {
                 .items
                 .into_iter()
                 .map(|item| match item {
-                    Item::Line(line) => Item::Line(line),
-                    Item::MainUp => Item::Line(format!("{MAIN_NAME}: ERROR (shutting down)")),
+                    Item::Line(outcome, line) => Item::Line(outcome, line),
+                    Item::MainUp => Item::Line(
+                        Outcome::Error,
+                        format!("{MAIN_NAME}: ERROR (shutting down)"),
+                    ),
                     Item::Stopped { program }
                     | Item::Started { program, .. }
                     | Item::Up { program } => {
                         let name = self.programs.get(program).map_or("?", |p| p.name.as_str());
-                        Item::Line(format!("{name}: ERROR (shutting down)"))
+                        Item::Line(Outcome::Error, format!("{name}: ERROR (shutting down)"))
                     }
                 })
                 .collect();
@@ -479,22 +500,24 @@ impl Supervisor {
 
     /// One line a program, columns aligned: NAME STATE DETAIL.
     fn status_text(&self, names: &[String], now: Instant) -> String {
-        let mut rows: Vec<(String, &'static str, String)> = Vec::new();
+        let mut rows: Vec<(String, &'static str, String, bool)> = Vec::new();
         let mut errors = Vec::new();
         let every = names.is_empty() || names.iter().any(|n| n == ALL_NAME);
         let wanted = |name: &str| every || names.iter().any(|n| n == name);
         for program in &self.programs {
             if wanted(program.name.as_str()) {
                 let s = program.status(now, stamp::short);
-                rows.push((program.name.to_string(), s.state, s.detail));
+                rows.push((program.name.to_string(), s.state, s.detail, s.up));
             }
         }
         for (name, path, _) in &self.skipped {
             if wanted(name.as_str()) {
+                // Nothing to run: it counts as up.
                 rows.push((
                     name.to_string(),
                     "EXITED",
                     messages::skipped(path).to_string(),
+                    true,
                 ));
             }
         }
@@ -503,10 +526,10 @@ impl Supervisor {
                 (Some(how), Some(at)) => ("EXITED", format!("{} ({how})", stamp::short(at))),
                 _ => ("RUNNING", program::running(main.pid, main.since, now)),
             };
-            rows.push((MAIN_NAME.to_string(), state, detail));
+            rows.push((MAIN_NAME.to_string(), state, detail, true));
         } else if self.main_held.is_some() && wanted(MAIN_NAME) {
             let detail = format!("waiting for {}", self.main_waiting_for.join(", "));
-            rows.push((MAIN_NAME.to_string(), "STARTING", detail));
+            rows.push((MAIN_NAME.to_string(), "STARTING", detail, false));
         }
         if !every {
             for name in names {
@@ -517,13 +540,14 @@ impl Supervisor {
         }
         let width = rows.iter().map(|(n, ..)| n.len()).max().unwrap_or(0) + 2;
         let mut out = String::new();
-        for (name, state, detail) in rows {
+        for (name, state, detail, up) in rows {
             let line = format!("{name:<width$}{state:<STATE_WIDTH$}{detail}");
-            out.push_str(line.trim_end());
+            let outcome = if up { Outcome::Done } else { Outcome::NotUp };
+            out.push_str(&outcome.tag(line.trim_end()));
             out.push('\n');
         }
         for line in errors {
-            out.push_str(&line);
+            out.push_str(&Outcome::Error.tag(&line));
             out.push('\n');
         }
         out
@@ -533,8 +557,8 @@ impl Supervisor {
 fn lines_of(items: Vec<Item>) -> String {
     let mut out = String::new();
     for item in items {
-        if let Item::Line(line) = item {
-            out.push_str(&line);
+        if let Item::Line(outcome, line) = item {
+            out.push_str(&outcome.tag(&line));
             out.push('\n');
         }
     }
