@@ -86,12 +86,12 @@ pub fn success_ready<'a>(name: &'a str, ready: &'a Ready) -> impl Display + 'a {
     })
 }
 
-/// A notify datagram from a process of no program.
-pub fn notify_ignored(sender: Pid) -> impl Display {
+/// A notify datagram from a process that is not of the socket's program.
+pub fn notify_ignored(sender: Pid, owner: &str) -> impl Display {
     text(move |f| {
         write!(
             f,
-            "notify: ignored a datagram from pid {sender}: no program's"
+            "notify: ignored a datagram from pid {sender}: not a process of {owner}"
         )
     })
 }

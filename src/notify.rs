@@ -44,9 +44,10 @@ pub enum Received {
 }
 
 impl Notify {
-    /// Opens the socket under a name of its own: init's pid and the time
-    /// make it unique among the inits that share a network namespace.
-    pub fn open(me: Pid) -> Result<Notify, Errno> {
+    /// Opens the socket of the program `owner` under a name of its own:
+    /// init's pid and the time make it unique among the inits that share a
+    /// network namespace.
+    pub fn open(me: Pid, owner: &str) -> Result<Notify, Errno> {
         let fd = socket(
             AddressFamily::Unix,
             SockType::Datagram,
@@ -56,7 +57,7 @@ impl Notify {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let name = format!("cocalc-init/notify/{me}/{nanos}");
+        let name = format!("cocalc-init/notify/{me}/{nanos}/{owner}");
         bind(fd.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes())?)?;
         setsockopt(&fd, sockopt::PassCred, &true)?;
         Ok(Notify {
@@ -152,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_datagram_arrives_with_its_senders_pid() {
-        let notify = Notify::open(Pid::this()).unwrap();
+        let notify = Notify::open(Pid::this(), "n").unwrap();
         assert!(notify.name.starts_with("@cocalc-init/notify/"));
         assert_eq!(notify.receive().unwrap(), None);
         let sender = socket(

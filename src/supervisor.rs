@@ -64,7 +64,7 @@ struct MainCommand {
 enum Source {
     Signals,
     Pipe(usize),
-    Notify,
+    Notify(usize),
     Probe(usize),
     /// The control socket's listener and clients, in its own order.
     Control,
@@ -75,16 +75,17 @@ enum Source {
 struct Woken {
     signals: bool,
     pipes: Vec<bool>,
-    notify: bool,
+    notify: Vec<bool>,
     probes: Vec<bool>,
     /// For the fds `Control::poll_fds` gave, in its order.
     control: Vec<bool>,
 }
 
 impl Woken {
-    fn clear(&mut self, pipes: usize, probes: usize) {
+    fn clear(&mut self, pipes: usize, notify: usize, probes: usize) {
         self.signals = false;
-        self.notify = false;
+        self.notify.clear();
+        self.notify.resize(notify, false);
         self.pipes.clear();
         self.pipes.resize(pipes, false);
         self.probes.clear();
@@ -95,7 +96,11 @@ impl Woken {
     fn set(&mut self, source: Source, ready: bool) {
         match source {
             Source::Signals => self.signals = ready,
-            Source::Notify => self.notify = ready,
+            Source::Notify(k) => {
+                if let Some(slot) = self.notify.get_mut(k) {
+                    *slot = ready;
+                }
+            }
             Source::Pipe(i) => {
                 if let Some(slot) = self.pipes.get_mut(i) {
                     *slot = ready;
@@ -179,8 +184,8 @@ pub struct Supervisor {
     buf: Vec<u8>,
     /// What the last wait found ready, by source.
     woken: Woken,
-    /// The notify socket, when a program has `ready=notify`.
-    notify: Option<Notify>,
+    /// The notify sockets of the `ready=notify` programs, one each.
+    notify: Vec<NotifySocket>,
     /// Connects under way for `ready=tcp` programs.
     probes: Vec<Probe>,
     /// The control socket, while supervising.
@@ -274,22 +279,7 @@ impl Supervisor {
     ) -> Supervisor {
         let me = launch.me;
         let now = Instant::now();
-        let notify = config
-            .programs
-            .iter()
-            .any(|p| p.settings.ready == Ready::Notify)
-            .then(|| {
-                Notify::open(me)
-                    .map_err(|e| {
-                        logging::error(messages::runtime_error(
-                            "cannot open the notify socket: ready=notify programs stay STARTING",
-                            &std::io::Error::from(e),
-                        ));
-                    })
-                    .ok()
-            })
-            .flatten();
-        let notify_name = notify.as_ref().map(|n| n.name.clone());
+        let mut notify = Vec::new();
         let mut programs = Vec::with_capacity(config.programs.len());
         let mut skipped = Vec::new();
         for spec in config.programs {
@@ -306,7 +296,8 @@ impl Supervisor {
                         .as_ref()
                         .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
                     let program = Program::new(spec.name, argv, cwd, spec.settings, now);
-                    programs.push(with_env(program, &launch.env, notify_name.as_deref()));
+                    let index = programs.len();
+                    programs.push(prepare(program, index, &launch.env, me, &mut notify));
                 }
                 ProgramKind::InitScript(script) => {
                     if !script.exists() {
@@ -314,9 +305,10 @@ impl Supervisor {
                         skipped.push((spec.name, script, spec.settings));
                         continue;
                     }
+                    let index = programs.len();
                     programs.extend(
                         init_script(spec.name, &script, spec.settings, now)
-                            .map(|p| with_env(p, &launch.env, notify_name.as_deref())),
+                            .map(|p| prepare(p, index, &launch.env, me, &mut notify)),
                     );
                 }
             }
@@ -424,9 +416,7 @@ impl Supervisor {
                 !ready || pipe.read(&mut self.buf) == PipeRead::Open
             });
             self.on_control(now);
-            if self.woken.notify {
-                self.on_notify();
-            }
+            self.on_notify();
             self.on_probes(now);
             if reap {
                 self.reap(now);
@@ -802,9 +792,9 @@ impl Supervisor {
             fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
             sources.push(Source::Pipe(i));
         }
-        if let Some(notify) = &self.notify {
-            fds.push(PollFd::new(notify.as_fd(), PollFlags::POLLIN));
-            sources.push(Source::Notify);
+        for (k, notify) in self.notify.iter().enumerate() {
+            fds.push(PollFd::new(notify.socket.as_fd(), PollFlags::POLLIN));
+            sources.push(Source::Notify(k));
         }
         for (i, probe) in self.probes.iter().enumerate() {
             fds.push(PollFd::new(probe.fd.as_fd(), PollFlags::POLLOUT));
@@ -815,7 +805,8 @@ impl Supervisor {
         }
         sources.resize(fds.len(), Source::Control);
         let result = poll(&mut fds, timeout);
-        self.woken.clear(self.pipes.len(), self.probes.len());
+        self.woken
+            .clear(self.pipes.len(), self.notify.len(), self.probes.len());
         match result {
             Ok(_) => {
                 for (fd, source) in fds.iter().zip(sources) {
@@ -996,11 +987,44 @@ fn log_then(name: &str, then: Then) {
 }
 
 /// The program with its own environment, where its settings make one.
-/// `notify`: the notify socket's name, for a `ready=notify` program.
-fn with_env(mut program: Program, base: &[&CStr], notify: Option<&str>) -> Program {
-    let extra = notify
-        .filter(|_| program.settings.ready == Ready::Notify)
-        .map(|name| ("NOTIFY_SOCKET", name));
+/// A `ready=notify` program's socket: the socket itself says whose a
+/// datagram is, the sender's credentials that it is no other program's.
+struct NotifySocket {
+    program: usize,
+    socket: Notify,
+}
+
+/// Program `index` made ready to start: its environment, and for
+/// `ready=notify` its own notify socket (named in `NOTIFY_SOCKET`). A
+/// socket that cannot be opened is said once; the program then stays
+/// STARTING.
+fn prepare(
+    mut program: Program,
+    index: usize,
+    base: &[&CStr],
+    me: Pid,
+    sockets: &mut Vec<NotifySocket>,
+) -> Program {
+    let mut name = None;
+    if program.settings.ready == Ready::Notify {
+        match Notify::open(me, program.name.as_str()) {
+            Ok(socket) => {
+                name = Some(socket.name.clone());
+                sockets.push(NotifySocket {
+                    program: index,
+                    socket,
+                });
+            }
+            Err(e) => logging::error(messages::runtime_error(
+                &format!(
+                    "cannot open the notify socket of {}: it stays STARTING",
+                    program.name
+                ),
+                &std::io::Error::from(e),
+            )),
+        }
+    }
+    let extra = name.as_deref().map(|name| ("NOTIFY_SOCKET", name));
     program.env = spawn::environment_for(base, &program.settings, extra);
     program
 }

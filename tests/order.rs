@@ -183,6 +183,25 @@ fn ready_notify_counts_a_ready_from_the_programs_own_processes_only() {
 }
 
 #[test]
+fn a_ready_sent_by_a_helper_already_reaped_counts() {
+    // What a wrapper script with `systemd-notify --ready` does: a child
+    // sends READY=1 and exits, and the script reaps it before going on.
+    let s = Scratch::new("notify-helper");
+    s.write(
+        "helper.py",
+        "import os, socket\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1', '\\0' + os.environ['NOTIFY_SOCKET'][1:])\n",
+    );
+    let mut init = init(Mode::Child, "notify-helper")
+        .args(&["-p", "w=sh -c 'python3 {dir}/helper.py; exec sleep 1000'"])
+        .args(&["-o", "w.ready=notify"])
+        .start_in(Some(s));
+    init.wait_log("success: w entered RUNNING state, process reported ready");
+    init.stop();
+}
+
+#[test]
 fn a_user_program_can_report_ready() {
     // The socket has an abstract name: no file whose rights could keep
     // another user out.

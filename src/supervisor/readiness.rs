@@ -16,48 +16,60 @@ use crate::settings::Ready;
 const NOTIFY_PER_TURN: usize = 64;
 
 impl Supervisor {
-    /// Reads every datagram waiting on the notify socket. A sender is
-    /// matched to a program by its session (each program has its own),
-    /// as the kernel names it; anyone else is ignored.
+    /// Reads the datagrams waiting on the notify sockets that woke. A
+    /// socket is one program's; the sender's credentials must not name a
+    /// process of another session (another program's, or none's). A
+    /// sender already gone (a helper reaped at once) cannot be checked:
+    /// the socket alone then says whose it is.
     pub(super) fn on_notify(&mut self) {
-        // A bounded batch a turn: a flood cannot starve signals and exits;
-        // what is left keeps the socket readable for the next turn.
-        for _ in 0..NOTIFY_PER_TURN {
-            let Some(notify) = self.notify.as_ref() else {
-                return;
-            };
-            let message = match notify.receive() {
-                Ok(Some(Received::Message(message))) => message,
-                Ok(Some(Received::Dropped)) => {
-                    logging::debug(messages::notify_dropped());
+        let woken = std::mem::take(&mut self.woken.notify);
+        for (k, _) in woken.iter().enumerate().filter(|(_, ready)| **ready) {
+            // A bounded batch a turn: a flood cannot starve signals and
+            // exits; what is left keeps the socket readable.
+            for _ in 0..NOTIFY_PER_TURN {
+                let Some(socket) = self.notify.get(k) else {
+                    break;
+                };
+                let index = socket.program;
+                let message = match socket.socket.receive() {
+                    Ok(Some(Received::Message(message))) => message,
+                    Ok(Some(Received::Dropped)) => {
+                        logging::debug(messages::notify_dropped());
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        logging::error(messages::runtime_error(
+                            "reading a notify socket",
+                            &std::io::Error::from(e),
+                        ));
+                        break;
+                    }
+                };
+                let Some(program) = self.programs.get_mut(index) else {
+                    break;
+                };
+                let session = nix::unistd::getsid(Some(message.sender));
+                let ours = match session {
+                    Ok(sid) => program.pid().is_some() && program.pgid == Some(sid),
+                    Err(_) => program.pid().is_some(),
+                };
+                if !ours {
+                    logging::debug(messages::notify_ignored(
+                        message.sender,
+                        program.name.as_str(),
+                    ));
                     continue;
                 }
-                Ok(None) => return,
-                Err(e) => {
-                    logging::error(messages::runtime_error(
-                        "reading the notify socket",
-                        &std::io::Error::from(e),
-                    ));
-                    return;
+                if let Some(status) = message.status {
+                    program.status_text = Some(status);
                 }
-            };
-            let session = nix::unistd::getsid(Some(message.sender)).ok();
-            let Some(program) = self
-                .programs
-                .iter_mut()
-                .find(|p| p.pid().is_some() && p.pgid.is_some() && p.pgid == session)
-            else {
-                logging::debug(messages::notify_ignored(message.sender));
-                continue;
-            };
-            if let Some(status) = message.status {
-                program.status_text = Some(status);
-            }
-            if message.ready && program.settings.ready == Ready::Notify && program.became_ready() {
-                logging::info(messages::success_ready(
-                    program.name.as_str(),
-                    &program.settings.ready,
-                ));
+                if message.ready && program.became_ready() {
+                    logging::info(messages::success_ready(
+                        program.name.as_str(),
+                        &program.settings.ready,
+                    ));
+                }
             }
         }
     }

@@ -144,10 +144,11 @@ impl Supervisor {
             });
         self.skipped = still;
         for (name, path, settings) in ready {
-            self.programs
-                .extend(super::init_script(name, &path, settings, now).map(|p| {
-                    super::with_env(p, &self.env, self.notify.as_ref().map(|n| n.name.as_str()))
-                }));
+            let index = self.programs.len();
+            if let Some(program) = super::init_script(name, &path, settings, now) {
+                let program = super::prepare(program, index, &self.env, self.me, &mut self.notify);
+                self.programs.push(program);
+            }
         }
     }
 
