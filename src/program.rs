@@ -461,27 +461,24 @@ impl Program {
         Some(pid)
     }
 
-    /// The held stop, now: the group to signal and what follows, if it
-    /// still runs.
+    /// The held stop, now: the group to signal, if it still runs.
     pub fn release_stop(
         &mut self,
         now: Instant,
         kill_at: Instant,
         wall: SystemTime,
-    ) -> Option<(Pid, AfterStop)> {
-        let after = self.held_stop.take()?;
-        let pid = match after {
-            AfterStop::Shutdown => self.stop(kill_at)?,
+    ) -> Option<Pid> {
+        match self.held_stop.take()? {
+            AfterStop::Shutdown => self.stop(kill_at),
             AfterStop::Hold => match self.request_stop(kill_at, wall) {
-                Answer::Signal(pid) => pid,
-                _ => return None,
+                Answer::Signal(pid) => Some(pid),
+                _ => None,
             },
             AfterStop::Restart => match self.request_restart(now, kill_at) {
-                Answer::Signal(pid) => pid,
-                _ => return None,
+                Answer::Signal(pid) => Some(pid),
+                _ => None,
             },
-        };
-        Some((pid, after))
+        }
     }
 
     /// For the stop order: still running, and not yet sent SIGKILL.

@@ -321,7 +321,7 @@ impl Supervisor {
         };
         let wait = program.settings.stopwaitsecs.duration();
         let kill_at = deadline_after(now, wait);
-        let Some((pgid, after)) = program.release_stop(now, kill_at, SystemTime::now()) else {
+        let Some(pgid) = program.release_stop(now, kill_at, SystemTime::now()) else {
             return;
         };
         match &mut self.phase {
@@ -334,7 +334,6 @@ impl Supervisor {
                 self.apply(&kills);
             }
             _ => {
-                let _ = after;
                 let sig = program.stop_signal(SIGTERM);
                 self.apply(&[
                     Kill {
