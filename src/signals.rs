@@ -255,14 +255,37 @@ pub fn reap_one() -> Reaped {
 /// disposition (an ignored one would survive exec) and none blocked —
 /// what the spawn attributes do for a child of `posix_spawn`.
 pub fn reset_for_exec() -> Result<(), Errno> {
-    for sig in 1..=libc::SIGRTMAX() {
+    // The kernel's own struct sigaction, for the system call: glibc's
+    // sigaction refuses its two private real-time signals (32 and 33),
+    // and one of those left ignored would survive exec.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL installs no handler. A number glibc keeps for
-        // itself is refused with EINVAL and left as it is.
+        // SAFETY: rt_sigaction reads a valid struct of the kernel's layout
+        // (8-byte signal set) and writes nothing (no old action asked for);
+        // SIG_DFL installs no handler.
         unsafe {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &raw const default,
+                std::ptr::null_mut::<KernelSigaction>(),
+                size_of::<u64>(),
+            );
         }
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)

@@ -58,6 +58,56 @@ fn host_pid_of(init: &Init, name: &str) -> i32 {
     })
 }
 
+/// What a program finds when it starts: no signal blocked or ignored, fds
+/// 0, 1, 2 only, its own session, stdin /dev/null, output piped to init.
+fn assert_clean_program(pid: i32, mode: Mode) {
+    assert_eq!(
+        status_field(pid, "SigBlk").unwrap(),
+        "0000000000000000",
+        "{mode:?}"
+    );
+    assert_eq!(
+        status_field(pid, "SigIgn").unwrap(),
+        "0000000000000000",
+        "{mode:?}"
+    );
+    assert_eq!(fds_of(pid), [0, 1, 2], "{mode:?}");
+    let st = stat_of(pid).unwrap();
+    assert_eq!(st.session, st.pid, "a program leads its own session");
+    assert_eq!(st.pgrp, st.pid);
+    // stdin is /dev/null, stdout and stderr are pipes to init.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/0"))
+            .unwrap()
+            .to_str(),
+        Some("/dev/null")
+    );
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/fd/1"))
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pipe:")
+    );
+}
+
+#[test]
+fn a_user_program_starts_as_clean_through_fork_and_exec() {
+    // user= takes the fork path, not posix_spawn: the same clean state.
+    for mode in MODES {
+        let mut init = dirty(mode, "clean-user")
+            .args(&["-p", "s=sleep 30", "-o", "s.user=nobody"])
+            .start();
+        init.wait_log("spawned: 's'");
+        let pid = host_pid_of(&init, "s");
+        assert_clean_program(pid, mode);
+        assert_eq!(
+            status_field(pid, "Uid").unwrap().split_whitespace().next(),
+            Some("65534")
+        );
+        assert_eq!(init.stop(), 0, "{mode:?}");
+    }
+}
+
 #[test]
 fn programs_start_clean_even_from_a_dirty_parent() {
     for mode in MODES {
@@ -66,33 +116,7 @@ fn programs_start_clean_even_from_a_dirty_parent() {
             .start();
         init.wait_log("spawned: 's'");
         let pid = host_pid_of(&init, "s");
-        assert_eq!(
-            status_field(pid, "SigBlk").unwrap(),
-            "0000000000000000",
-            "{mode:?}"
-        );
-        assert_eq!(
-            status_field(pid, "SigIgn").unwrap(),
-            "0000000000000000",
-            "{mode:?}"
-        );
-        assert_eq!(fds_of(pid), [0, 1, 2], "{mode:?}");
-        let st = stat_of(pid).unwrap();
-        assert_eq!(st.session, st.pid, "a program leads its own session");
-        assert_eq!(st.pgrp, st.pid);
-        // stdin is /dev/null, stdout and stderr are pipes to init.
-        assert_eq!(
-            std::fs::read_link(format!("/proc/{pid}/fd/0"))
-                .unwrap()
-                .to_str(),
-            Some("/dev/null")
-        );
-        assert!(
-            std::fs::read_link(format!("/proc/{pid}/fd/1"))
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("pipe:")
-        );
+        assert_clean_program(pid, mode);
         // Init cleared its inherited mask: SIGTERM still stops it.
         assert_eq!(init.stop(), 0, "{mode:?}");
     }
