@@ -1,7 +1,8 @@
 //! The init under the OCI runtime that Docker and Kubernetes use: `runc`
 //! runs a bundle whose root holds only the static build and a static
-//! busybox (the layout of the `minimal` stage of examples/Dockerfile), with
-//! cocalc-init as the container's entry point. What `docker exec`,
+//! busybox (the layout of the `minimal` stage of examples/Dockerfile: the
+//! init as /sbin/cocalc-init), with cocalc-init as the container's entry
+//! point. What `docker exec`,
 //! `docker stop` and an exec probe do is done here with `runc exec` and
 //! `runc kill`.
 //!
@@ -74,7 +75,7 @@ impl Container {
     }
 
     fn status_pid(&self, name: &str) -> Option<i32> {
-        let out = self.exec(&["/bin/cocalc-init", "status", name]);
+        let out = self.exec(&[INIT, "status", name]);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         text.split("pid ")
             .nth(1)?
@@ -180,10 +181,10 @@ fn run(bundle: &Path, tag: &str) -> Option<Container> {
 fn bundle(s: &Scratch, args: &[&str]) -> std::path::PathBuf {
     let bundle = s.path("bundle");
     let root = bundle.join("rootfs");
-    for dir in ["bin", "proc", "tmp"] {
+    for dir in ["bin", "sbin", "proc", "tmp"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
-    std::fs::copy(build_static(), root.join("bin/cocalc-init")).unwrap();
+    std::fs::copy(build_static(), root.join(INIT.trim_start_matches('/'))).unwrap();
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
     configure(&bundle, args);
     bundle
@@ -202,6 +203,9 @@ fn runc_here() -> bool {
     true
 }
 
+/// Where the `minimal` stage of examples/Dockerfile puts the init.
+const INIT: &str = "/sbin/cocalc-init";
+
 const DEAF: &str = "deaf=busybox sh -c 'trap \"\" TERM; while :; do busybox sleep 0.05; done'";
 const MAIN: &[&str] = &[
     "busybox",
@@ -217,7 +221,7 @@ fn the_init_is_pid_1_of_a_runc_container_and_serves_exec_probes_and_stop() {
     }
     let s = Scratch::new("oci");
     let mut args = vec![
-        "/bin/cocalc-init",
+        INIT,
         "-l",
         "-",
         "-v",
@@ -264,18 +268,18 @@ fn the_init_is_pid_1_of_a_runc_container_and_serves_exec_probes_and_stop() {
 
     // The exec probe, and a restart through the control socket.
     // STARTING is "not yet" (3) until startsecs has passed, then 0.
-    let probe = c.exec(&["/bin/cocalc-init", "status", "tick"]);
+    let probe = c.exec(&[INIT, "status", "tick"]);
     assert!(
         matches!(probe.status.code(), Some(0 | 3)),
         "{probe:?}\n{}",
         c.log()
     );
     wait_for(secs(5.0), "tick up for the exec probe", || {
-        let probe = c.exec(&["/bin/cocalc-init", "status", "tick"]);
+        let probe = c.exec(&[INIT, "status", "tick"]);
         (probe.status.code() == Some(0)).then_some(())
     });
     let before = c.status_pid("tick").expect("tick's pid");
-    let restart = c.exec(&["/bin/cocalc-init", "restart", "tick"]);
+    let restart = c.exec(&[INIT, "restart", "tick"]);
     assert_eq!(restart.status.code(), Some(0), "{restart:?}");
     let after = c.status_pid("tick").expect("tick's new pid");
     assert_ne!(before, after);
