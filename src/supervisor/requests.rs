@@ -179,7 +179,7 @@ impl Supervisor {
         let reverse = every && matches!(verb, Verb::Stop | Verb::Restart);
         let hold: Vec<bool> = targets
             .iter()
-            .map(|&i| reverse && self.has_live_dependents(i))
+            .map(|&i| reverse && self.has_live_dependents(i, false))
             .collect();
         for (i, hold) in targets.into_iter().zip(hold) {
             let Some(program) = self.programs.get_mut(i) else {

@@ -215,18 +215,8 @@ impl Supervisor {
         let mut groups: Vec<(Pid, i32)> = Vec::new();
         // Reverse start order: a program that others start after stops
         // once they are gone.
-        let main_live = self.main.as_ref().is_some_and(|m| m.exit.is_none());
         let waits: Vec<bool> = (0..self.programs.len())
-            .map(|i| {
-                self.has_live_dependents(i)
-                    || (main_live
-                        && self.programs.get(i).is_some_and(|p| {
-                            self.main_settings
-                                .after
-                                .iter()
-                                .any(|n| n == p.name.as_str())
-                        }))
-            })
+            .map(|i| self.has_live_dependents(i, true))
             .collect();
         let mut held = Vec::new();
         for (program, wait_for_others) in self.programs.iter_mut().zip(waits) {
@@ -284,9 +274,9 @@ impl Supervisor {
 
     /// Whether a program that starts after program `i` still runs (its
     /// stop waits for them): not gone, and not yet sent SIGKILL. The main
-    /// command counts when it starts after `i`, during a shutdown only:
-    /// `stop all` and `restart all` leave it running.
-    pub(super) fn has_live_dependents(&self, i: usize) -> bool {
+    /// command counts when it starts after `i` and `with_main` (a
+    /// shutdown): `stop all` and `restart all` leave it running.
+    pub(super) fn has_live_dependents(&self, i: usize, with_main: bool) -> bool {
         let Some(name) = self.programs.get(i).map(|p| p.name.as_str()) else {
             return false;
         };
@@ -294,7 +284,7 @@ impl Supervisor {
         self.programs
             .iter()
             .any(|p| after_it(&p.settings.after) && p.is_live_for_order())
-            || (!self.phase.is_supervising()
+            || (with_main
                 && after_it(&self.main_settings.after)
                 && self
                     .main
@@ -307,7 +297,7 @@ impl Supervisor {
     pub(super) fn release_held(&mut self, now: Instant) {
         for i in 0..self.programs.len() {
             let held = self.programs.get(i).and_then(|p| p.held_stop);
-            if held.is_none() || self.has_live_dependents(i) {
+            if held.is_none() || self.has_live_dependents(i, !self.phase.is_supervising()) {
                 continue;
             }
             self.release(i, now);
