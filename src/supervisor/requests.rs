@@ -14,7 +14,7 @@ use crate::control::Request;
 use crate::logging;
 use crate::messages;
 use crate::program::{self, AfterStop, Answer, State};
-use crate::signals::{SIGCONT, SIGTERM};
+use crate::signals::SIGTERM;
 use crate::stamp;
 use crate::verbs::{self, Outcome, Verb};
 
@@ -226,12 +226,7 @@ impl Supervisor {
                     Item::Line(Outcome::Error, format!("{name}: ERROR ({why})"))
                 }
                 (Answer::Signal(pid), _) => {
-                    for signal in [stop_signal, SIGCONT] {
-                        kills.push(Kill {
-                            target: Target::Group(pid),
-                            signal,
-                        });
-                    }
+                    kills.extend(Kill::stop(Target::Group(pid), stop_signal));
                     match verb {
                         Verb::Stop => Item::Stopped { program: i },
                         _ => waits_for_start("restarted"),

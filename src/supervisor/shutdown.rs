@@ -47,6 +47,20 @@ pub struct Kill {
     pub signal: i32,
 }
 
+impl Kill {
+    /// A stop signal, then SIGCONT: a stopped process would leave the
+    /// stop signal pending and sit out the grace until SIGKILL.
+    pub fn stop(target: Target, signal: i32) -> [Kill; 2] {
+        [
+            Kill { target, signal },
+            Kill {
+                target,
+                signal: SIGCONT,
+            },
+        ]
+    }
+}
+
 /// What a shutdown has sent, and so what it sends next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stop {
@@ -187,14 +201,8 @@ impl Stop {
         }
     }
 
-    /// The stop signal, then SIGCONT: a stopped process would leave the
-    /// stop signal pending and sit out the grace until SIGKILL.
     fn stop_signal(&self, target: Target, signal: i32, kills: &mut Vec<Kill>) {
-        kills.push(Kill { target, signal });
-        kills.push(Kill {
-            target,
-            signal: SIGCONT,
-        });
+        kills.extend(Kill::stop(target, signal));
     }
 }
 
@@ -325,16 +333,7 @@ impl Supervisor {
             }
             _ => {
                 let sig = program.stop_signal(SIGTERM);
-                self.apply(&[
-                    Kill {
-                        target: Target::Group(pgid),
-                        signal: sig,
-                    },
-                    Kill {
-                        target: Target::Group(pgid),
-                        signal: SIGCONT,
-                    },
-                ]);
+                self.apply(&Kill::stop(Target::Group(pgid), sig));
             }
         }
     }
@@ -500,6 +499,7 @@ mod tests {
         Pid::from_raw(n)
     }
 
+    // Written out, not Kill::stop: the tests say what must be sent.
     fn stop_then_cont(target: Target, signal: i32) -> [Kill; 2] {
         [
             Kill { target, signal },
