@@ -2,9 +2,18 @@
 //! user and group databases (nix wraps getpwnam, getpwuid and
 //! getgrouplist): a name or uid that is not there is a usage error, not a
 //! spawn that fails for ever.
+//!
+//! Users and groups come from `/etc/passwd` and `/etc/group` only, as runc
+//! and gosu read them: whatever `/etc/nsswitch.conf` names besides
+//! `files` is left alone. The image's nsswitch.conf is written for the
+//! image's own shared glibc; the static build cannot load such a module
+//! (glibc's static dlopen crashes in it: `files systemd`, Debian's
+//! default, killed init with SIGSEGV at start), and a directory service
+//! that needs a daemon or the network has no place in an init's start.
 
-use std::ffi::CString;
+use std::ffi::{CString, c_char, c_int};
 use std::path::PathBuf;
+use std::sync::Once;
 
 use nix::unistd::{Gid, Uid, User, getgrouplist};
 
@@ -24,6 +33,7 @@ pub struct Account {
 impl Account {
     /// `text`: a user name, or a uid.
     pub fn lookup(text: &str) -> Result<Account, String> {
+        files_only();
         if text.is_empty() {
             return Err("the user is empty".into());
         }
@@ -64,6 +74,31 @@ impl Account {
     pub fn is_other_than_init(&self) -> bool {
         self.uid != Uid::effective() || self.gid != Gid::effective()
     }
+}
+
+/// Pins glibc's user and group lookups to the `files` module, once,
+/// before the first lookup (after it, glibc would have read
+/// nsswitch.conf's own list). `initgroups` is the database
+/// getgrouplist reads when nsswitch.conf names it.
+fn files_only() {
+    static PINNED: Once = Once::new();
+    PINNED.call_once(|| {
+        for database in [c"passwd", c"group", c"initgroups"] {
+            // It fails only for a database glibc does not know (an older
+            // glibc without `initgroups` falls back to `group`) or out of
+            // memory: the lookups then read what nsswitch.conf says, as
+            // they would without this call.
+            // SAFETY: both arguments are NUL-terminated strings that live
+            // for the whole program; glibc copies what it keeps.
+            let _ = unsafe { __nss_configure_lookup(database.as_ptr(), c"files".as_ptr()) };
+        }
+    });
+}
+
+// glibc's own (declared in <nss.h>), in both the shared and the static
+// library; the libc crate does not declare it.
+unsafe extern "C" {
+    fn __nss_configure_lookup(database: *const c_char, services: *const c_char) -> c_int;
 }
 
 /// Whether init may become another user: root, and (in a container

@@ -312,3 +312,112 @@ fn the_init_is_pid_1_of_a_runc_container_and_serves_exec_probes_and_stop() {
     assert!(log.contains("killing 'deaf'"), "{log}");
     assert!(log.contains("exiting with status 7"), "{log}");
 }
+
+/// `runc run` to its end: (exit code, stdout, stderr).
+fn run_to_exit(bundle: &Path, tag: &str) -> (i32, String, String) {
+    let id = format!("cocalc-init-test-{tag}-{}", std::process::id());
+    let out = Command::new("timeout")
+        .args(["20", "runc", "run", "--bundle"])
+        .arg(bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = Command::new("runc")
+        .args(["delete", "-f", &id])
+        .stderr(Stdio::null())
+        .status();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A busybox-only root whose /etc has a user with supplementary groups and
+/// an nsswitch.conf that names modules the static glibc cannot load; the
+/// container may change uid (runc's default spec drops CAP_SETUID and
+/// CAP_SETGID).
+fn user_bundle(s: &Scratch, args: &[&str]) -> std::path::PathBuf {
+    let bundle = bundle(s, args);
+    let etc = bundle.join("rootfs/etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for (name, text) in [
+        (
+            "nsswitch.conf",
+            "passwd: files systemd sss\ngroup: files systemd sss\n",
+        ),
+        (
+            "passwd",
+            "root:x:0:0:root:/root:/bin/sh\ntuser:x:4242:4242::/home/tuser:/bin/sh\n",
+        ),
+        (
+            "group",
+            "root:x:0:\ntuser:x:4242:\nextra:x:4243:tuser\nmore:x:4244:tuser\n",
+        ),
+    ] {
+        std::fs::write(etc.join(name), text).unwrap();
+    }
+    let path = bundle.join("config.json");
+    let config = std::fs::read_to_string(&path).unwrap();
+    assert!(config.contains("\"CAP_KILL\","), "{config}");
+    let config = config.replace(
+        "\"CAP_KILL\",",
+        "\"CAP_KILL\", \"CAP_SETUID\", \"CAP_SETGID\",",
+    );
+    std::fs::write(&path, config).unwrap();
+    bundle
+}
+
+#[test]
+fn user_accounts_come_from_the_roots_files_in_a_runc_container() {
+    if !runc_here() {
+        return;
+    }
+    let ids = "busybox grep -E '^(Uid|Groups):' /proc/self/status";
+    let s = Scratch::new("oci-user");
+    let bundle = user_bundle(
+        &s,
+        &[
+            INIT,
+            "-l",
+            "-",
+            "-o",
+            "main.user=tuser",
+            "--",
+            "busybox",
+            "sh",
+            "-c",
+            ids,
+        ],
+    );
+    let (code, out, err) = run_to_exit(&bundle, "user");
+    if code != 0 && err.contains("runc") && !err.contains("cocalc-init") {
+        skip(&format!("runc cannot run a container here: {err}"));
+        return;
+    }
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Uid:\t4242\t4242\t4242\t4242"), "{out}\n{err}");
+    assert!(out.contains("Groups:\t4242 4243 4244"), "{out}\n{err}");
+
+    let s = Scratch::new("oci-uid");
+    let bundle = user_bundle(
+        &s,
+        &[INIT, "--check", "-p", "a=busybox true", "-o", "a.user=4242"],
+    );
+    let (code, out, err) = run_to_exit(&bundle, "uid");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("user tuser (uid 4242, gid 4242, groups 4242,4243,4244)"),
+        "{out}\n{err}"
+    );
+
+    let s = Scratch::new("oci-nouser");
+    let bundle = user_bundle(&s, &[INIT, "-p", "a=busybox true", "-o", "a.user=nosuch"]);
+    let (code, out, err) = run_to_exit(&bundle, "nouser");
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("no user 'nosuch' in the user database"),
+        "{err}"
+    );
+}
