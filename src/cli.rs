@@ -18,6 +18,7 @@ use crate::config::{
     Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
     ProgramSpec, Seconds,
 };
+use crate::expand;
 use crate::order;
 use crate::settings::{self, Key, Settings};
 use crate::shellwords;
@@ -292,7 +293,8 @@ pub fn help_text() -> String {
              Keys of -o: exitcodes, startsecs, startretries, autorestart, autostart,\n\
              stopsignal, stopwaitsecs, directory, environment, user (supervisord's),\n\
              essential, after, ready. The main command takes directory, environment,\n\
-             user, stopsignal and after.\n\n\
+             user, stopsignal and after. Commands and values expand %(ENV_X)s,\n\
+             %(program_name)s and %% as supervisord does.\n\n\
              Inside the container: cocalc-init status|start|stop|restart [NAME...|all]\n\
              \x20                     cocalc-init signal SIG NAME...|all   [--control PATH]\n\
              \x20                     cocalc-init wait NAME...|all [--timeout SECS]\n\n\
@@ -515,6 +517,7 @@ fn apply_option(
         return Err(bad("a control character is not allowed"));
     }
     let (name, key, text) = settings::split(value).map_err(|e| bad(&e))?;
+    let text = &expand::expand_for(name, text).map_err(|e| bad(&e))?;
     let target = if name == MAIN_NAME {
         if !key.applies_to_main() {
             return Err(bad(&format!(
@@ -587,7 +590,9 @@ fn parse_program(value: &str, defaults: &Settings) -> Result<ProgramSpec, UsageE
         return Err(usage(format!("--program '{value}': expected NAME=COMMAND")));
     };
     let name = ProgramName::new(name).map_err(|e| usage(format!("--program '{value}': {e}")))?;
-    let words = shellwords::split(command)
+    let command = expand::expand_for(name.as_str(), command)
+        .map_err(|e| usage(format!("--program '{value}': {e}")))?;
+    let words = shellwords::split(&command)
         .map_err(|e| usage(format!("--program '{value}': {e} in COMMAND")))?;
     if words.first().is_none_or(|w| w.is_empty()) {
         return Err(usage(format!("--program '{value}': the COMMAND is empty")));

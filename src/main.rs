@@ -15,6 +15,7 @@ mod cli;
 mod client;
 mod config;
 mod control;
+mod expand;
 mod logfile;
 mod logging;
 mod messages;

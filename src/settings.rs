@@ -292,15 +292,17 @@ impl Key {
     }
 }
 
-/// `NAME.KEY=VALUE` split into its parts; the KEY is known.
+/// `NAME.KEY=VALUE` split into its parts; the KEY is known. Spaces around
+/// the `=` are dropped, as supervisord's files write `key = value`.
 pub fn split(option: &str) -> Result<(&str, Key, &str), String> {
     let Some((target, value)) = option.split_once('=') else {
         return Err("expected NAME.KEY=VALUE".into());
     };
     // Names may hold '.', keys never do.
-    let Some((name, key)) = target.rsplit_once('.') else {
+    let Some((name, key)) = target.trim_end().rsplit_once('.') else {
         return Err("expected NAME.KEY=VALUE".into());
     };
+    let value = value.trim();
     if name.is_empty() {
         return Err("the NAME is empty".into());
     }
@@ -447,6 +449,14 @@ mod tests {
         let (_, key, value) = split(&option)?;
         apply(&mut s, key, value)?;
         Ok(s)
+    }
+
+    #[test]
+    fn spaces_around_the_equals_sign_are_dropped() {
+        let (name, key, value) = split("x.stopwaitsecs = 55 ").unwrap();
+        assert_eq!((name, key, value), ("x", Key::Stopwaitsecs, "55"));
+        let (_, key, value) = split("x.environment =A=1, B=2").unwrap();
+        assert_eq!((key, value), (Key::Environment, "A=1, B=2"));
     }
 
     #[test]
