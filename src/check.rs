@@ -12,8 +12,8 @@ use crate::spawn;
 /// What `--check` finds would fail at the start, one line a problem, in
 /// the words a start would log: every program's and the main command's
 /// working folder and command, and each init script that exists but
-/// cannot be read (a missing one is fine: they are optional). Users were
-/// looked up when the options were read.
+/// cannot be read (a missing one is fine: they are optional), and the log
+/// file. Users were looked up when the options were read.
 pub fn problems(config: &Config) -> Vec<String> {
     let mut found = Vec::new();
     let check = |name: &str, command: Option<&std::ffi::OsStr>, dir: Option<&Path>| {
@@ -48,6 +48,11 @@ pub fn problems(config: &Config) -> Vec<String> {
                     }
                 }
             }
+        }
+    }
+    if let LogTarget::File(path) = &config.log.target {
+        if let Err(e) = crate::rotating::check(path) {
+            found.push(format!("the log: {e}"));
         }
     }
     if let Some(word) = config.main.as_ref().and_then(|m| m.first()) {
@@ -119,6 +124,10 @@ pub fn describe(config: &Config) -> String {
     match &l.target {
         LogTarget::Stderr => out.push_str(&format!(
             "log: standard error only, {} and above\n",
+            l.level.name()
+        )),
+        LogTarget::Stdout => out.push_str(&format!(
+            "log: standard output only, {} and above\n",
             l.level.name()
         )),
         LogTarget::File(file) => out.push_str(&format!(

@@ -433,7 +433,8 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
 
     let target = match m.opt_str(LOG).as_deref() {
         // /dev/stderr is a link, which the log never follows: it means `-`.
-        Some("-" | "/dev/stderr" | "/dev/fd/2") => LogTarget::Stderr,
+        Some("-" | "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => LogTarget::Stderr,
+        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => LogTarget::Stdout,
         Some("") => return Err(usage("--log: the FILE is empty")),
         Some(file) => LogTarget::File(cwd.join(file)),
         None => LogTarget::File(DEFAULT_LOG.into()),
@@ -812,7 +813,7 @@ mod tests {
     }
 
     #[test]
-    fn log_levels_and_stderr_spellings() {
+    fn log_levels_and_standard_stream_spellings() {
         for (args, level) in [
             (&["--log-level", "warn"][..], LogLevel::Warn),
             (&["--log-level=error"], LogLevel::Error),
@@ -822,9 +823,13 @@ mod tests {
             list.extend(["--", "x"]);
             assert_eq!(run(&list).log.level, level, "{args:?}");
         }
-        for spelling in ["-", "/dev/stderr", "/dev/fd/2"] {
+        for spelling in ["-", "/dev/stderr", "/dev/fd/2", "/proc/self/fd/2"] {
             let c = run(&["-l", spelling, "--", "x"]);
             assert_eq!(c.log.target, LogTarget::Stderr, "{spelling}");
+        }
+        for spelling in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+            let c = run(&["-l", spelling, "--", "x"]);
+            assert_eq!(c.log.target, LogTarget::Stdout, "{spelling}");
         }
         assert_eq!(
             run(&["-l", "/dev/null", "--", "x"]).log.target,

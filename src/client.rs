@@ -45,7 +45,11 @@ pub fn is_client(args: &[OsString]) -> bool {
 
 /// Runs a client command line; returns the exit status.
 pub fn run(args: &[OsString]) -> u8 {
-    let mut control = PathBuf::from(DEFAULT_CONTROL);
+    // Inside a program, its init's socket; elsewhere the default.
+    let mut control = match std::env::var_os(crate::config::CONTROL_VAR) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_CONTROL),
+    };
     let mut timeout: Option<&str> = None;
     let mut words: Vec<&str> = Vec::new();
     let mut rest = args.iter();

@@ -174,12 +174,20 @@ pub struct ProgramSpec {
     pub settings: Settings,
 }
 
+/// The control socket's path, in every child's environment where there
+/// is one; the client reads it when --control is not given.
+pub const CONTROL_VAR: &str = "COCALC_INIT_CONTROL";
+/// The program's own name, in its environment.
+pub const PROGRAM_VAR: &str = "COCALC_INIT_PROGRAM";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
     /// An absolute path.
     File(PathBuf),
     /// `-l -`: standard error only.
     Stderr,
+    /// `-l /dev/stdout`: standard output only.
+    Stdout,
 }
 
 /// The least severe lines the log keeps.

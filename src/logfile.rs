@@ -16,35 +16,18 @@
 //!   `--quiet`; the failure is said once, and the file is tried again at
 //!   every later flush (reopened, its folder made again).
 
-use std::ffi::OsString;
-use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-
-use nix::fcntl::OFlag;
 
 use crate::config::{LogConfig, LogTarget};
 use crate::logging::Level;
 use crate::messages;
+use crate::rotating::{PRIVATE, RotatingFile};
 use crate::stamp;
-use crate::stderr;
+use crate::stdio::{self, STDERR, STDOUT, StdStream};
 
 /// The file side of the log.
 struct FileSink {
-    /// Absolute.
-    path: PathBuf,
-    file: Option<File>,
-    /// Device and inode of the open file, to notice when the path stops
-    /// naming it.
-    id: (u64, u64),
-    /// Opened since the last write: the path was just checked.
-    fresh: bool,
-    /// A character device such as /dev/null or a terminal: written as it
-    /// is, never rotated nor looked for again.
-    device: bool,
-    /// Bytes in the current file, as far as we know.
-    size: u64,
+    file: RotatingFile,
     /// The failure has been told on stderr and not yet cleared.
     failing: bool,
 }
@@ -53,7 +36,9 @@ pub struct Sink {
     file: Option<FileSink>,
     max_bytes: u64,
     backups: u32,
-    to_stderr: bool,
+    /// Where lines are copied besides the file: standard error unless
+    /// quiet, or the whole log with `-l -` or `-l /dev/stdout`.
+    copy: Option<&'static StdStream>,
     /// Lines not yet written, and the start of one still being written.
     pending: Vec<u8>,
     /// Where in `pending` the line being written starts.
@@ -62,35 +47,31 @@ pub struct Sink {
 
 impl Sink {
     pub fn open(config: &LogConfig) -> Sink {
-        let (file, to_stderr) = match &config.target {
-            LogTarget::Stderr => (None, true),
+        let (file, copy) = match &config.target {
+            LogTarget::Stderr => (None, Some(&STDERR)),
+            LogTarget::Stdout => (None, Some(&STDOUT)),
             LogTarget::File(path) => (
                 Some(FileSink {
-                    path: path.clone(),
-                    file: None,
-                    id: (0, 0),
-                    fresh: false,
-                    device: false,
-                    size: 0,
+                    file: RotatingFile::new(path.clone(), PRIVATE),
                     failing: false,
                 }),
-                !config.quiet,
+                (!config.quiet).then_some(&STDERR),
             ),
         };
         let mut sink = Sink {
             file,
             max_bytes: config.max_bytes,
             backups: config.backups,
-            to_stderr,
+            copy,
             // Grows to what a flood needs and keeps it (cleared, not freed).
             pending: Vec::with_capacity(4096),
             line_start: 0,
         };
         if let Some(file) = sink.file.as_mut() {
-            match file.reopen() {
+            match file.file.open() {
                 // The log is the device (/dev/null, a terminal): lines go
                 // there, not also to stderr.
-                Ok(()) if file.device => sink.to_stderr = false,
+                Ok(()) if file.file.is_device() => sink.copy = None,
                 Ok(()) => {}
                 Err(e) => file.fail(&e),
             }
@@ -100,7 +81,8 @@ impl Sink {
 
     /// Whether log lines reach standard error.
     pub fn copies_to_stderr(&self) -> bool {
-        self.to_stderr
+        self.copy
+            .is_some_and(|stream| std::ptr::eq(stream, &STDERR))
     }
 
     /// A line is complete in `pending`: rotate first if it would push the
@@ -108,9 +90,9 @@ impl Sink {
     fn end_line(&mut self) {
         let line_len = self.pending.len() - self.line_start;
         let over = match self.file.as_ref() {
-            Some(file) if self.max_bytes > 0 && !file.failing && !file.device => {
-                let used = file.size.saturating_add(self.line_start as u64);
-                used > 0 && used.saturating_add(line_len as u64) > self.max_bytes
+            Some(file) if !file.failing => {
+                file.file
+                    .would_overflow(self.line_start as u64, line_len as u64, self.max_bytes)
             }
             _ => false,
         };
@@ -119,7 +101,7 @@ impl Sink {
             self.write_out();
             if let Some(file) = self.file.as_mut() {
                 if !file.failing {
-                    if let Err(e) = file.rotate(self.backups) {
+                    if let Err(e) = file.file.rotate(self.backups) {
                         file.fail(&e);
                     }
                 }
@@ -135,16 +117,16 @@ impl Sink {
         let Some(lines) = self.pending.get(..done).filter(|l| !l.is_empty()) else {
             return;
         };
-        let mut to_stderr = self.to_stderr;
+        let mut copy = self.copy;
         if let Some(file) = self.file.as_mut() {
             if let Err(e) = file.write(lines) {
                 file.fail(&e);
-                to_stderr = true;
+                copy = Some(&STDERR);
             }
         }
         let mut newly_full = false;
-        if to_stderr {
-            newly_full = stderr::write(lines) == stderr::Outcome::Dropped { newly: true };
+        if let Some(stream) = copy {
+            newly_full = stream.write(lines) == stdio::Outcome::Dropped { newly: true };
         }
         self.pending.drain(..done);
         self.line_start = 0;
@@ -182,106 +164,29 @@ impl Write for Sink {
 }
 
 impl FileSink {
-    fn reopen(&mut self) -> io::Result<()> {
-        self.file = None;
-        let mut options = OpenOptions::new();
-        // Never write through a link someone planted at the log's place;
-        // never wait at the open (a FIFO with no reader) nor at a write to
-        // a device that would block (regular files ignore the flag).
-        options
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits());
-        let file = match options.open(&self.path) {
-            // The folder is missing (never made, or deleted): make it.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o750)
-                        .create(parent)?;
-                }
-                options.open(&self.path)?
-            }
-            other => other?,
-        };
-        let meta = file.metadata()?;
-        self.device = meta.file_type().is_char_device();
-        if !meta.is_file() && !self.device {
-            return Err(io::Error::other("not a regular file or a character device"));
-        }
-        self.size = meta.len();
-        self.id = (meta.dev(), meta.ino());
-        self.fresh = true;
-        self.file = Some(file);
-        Ok(())
-    }
-
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        // The path may no longer name the open file: deleted (every line
-        // would be lost) or renamed away by an outside logrotate (they would
-        // go on into the old file). Either way, open the path anew. lstat,
-        // as the file is opened with O_NOFOLLOW.
-        let moved = self.file.is_none()
-            || (!self.fresh
-                && !self.device
-                && std::fs::symlink_metadata(&self.path)
-                    .map_or(true, |m| (m.dev(), m.ino()) != self.id));
-        self.fresh = false;
-        if moved {
-            self.reopen()?;
-        }
-        let Some(file) = self.file.as_mut() else {
-            return Err(io::Error::other("not open"));
-        };
-        file.write_all(bytes)?;
-        self.size = self.size.saturating_add(bytes.len() as u64);
+        self.file.write(bytes)?;
         if self.failing {
             self.failing = false;
-            stderr::write(messages::log_writable_again(&self.path).as_bytes());
+            stdio::write(messages::log_writable_again(self.file.path()).as_bytes());
         }
         Ok(())
-    }
-
-    /// FILE.K-1 → FILE.K, …, FILE → FILE.1, then a fresh FILE. With no
-    /// backups the file just starts over.
-    fn rotate(&mut self, backups: u32) -> io::Result<()> {
-        if backups == 0 {
-            if let Some(file) = self.file.as_ref() {
-                file.set_len(0)?;
-            }
-            self.size = 0;
-            return Ok(());
-        }
-        for k in (1..backups).rev() {
-            let from = numbered(&self.path, k);
-            if from.exists() {
-                std::fs::rename(&from, numbered(&self.path, k + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, numbered(&self.path, 1))?;
-        self.reopen()
     }
 
     fn fail(&mut self, error: &io::Error) {
-        self.file = None;
+        self.file.close();
         if !self.failing {
             self.failing = true;
-            stderr::write(messages::log_unwritable(&self.path, error).as_bytes());
+            stdio::write(messages::log_unwritable(self.file.path(), error).as_bytes());
         }
     }
-}
-
-fn numbered(path: &Path, k: u32) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(format!(".{k}"));
-    PathBuf::from(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rotating::numbered;
+    use std::path::{Path, PathBuf};
 
     fn config(path: &Path, max: u64, backups: u32) -> LogConfig {
         LogConfig {
@@ -431,7 +336,7 @@ mod tests {
         }
         log.flush().unwrap();
         let file = log.file.as_ref().unwrap();
-        assert!(file.device && !file.failing && file.file.is_some());
+        assert!(file.file.is_device() && !file.failing && file.file.is_open());
         assert!(!Path::new("/dev/null.1").exists());
     }
 

@@ -25,13 +25,14 @@ mod output;
 mod probe;
 mod procs;
 mod program;
+mod rotating;
 mod settings;
 mod shellwords;
 mod signals;
 mod spawn;
 mod stamp;
 mod status;
-mod stderr;
+mod stdio;
 mod supervisor;
 mod user;
 mod verbs;
@@ -102,7 +103,7 @@ fn run() -> u8 {
         Err(e) => {
             // Without signals init could neither reap nor stop: refuse to
             // start anything rather than run blind.
-            stderr::init();
+            stdio::init();
             logging::init(&config.log);
             logging::line(
                 Level::Critical,
@@ -115,7 +116,7 @@ fn run() -> u8 {
     // The main command first: `docker run IMAGE CMD` should not wait for
     // init to open its log. What happened is logged right after.
     let launch = supervisor::launch(&mut config);
-    stderr::init();
+    stdio::init();
     let log_on_stderr = logging::init(&config.log);
     logging::info(messages::started(launch.me));
     supervisor::Supervisor::new(config, signals, launch, log_on_stderr).run()

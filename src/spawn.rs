@@ -139,14 +139,14 @@ pub fn environment() -> Vec<&'static CStr> {
 
 /// The environment a child with these settings gets: init's, then the
 /// user's `HOME`, `USER` and `LOGNAME`, then its `environment=`, then
-/// `extra` (init's own: `NOTIFY_SOCKET`), each replacing a variable of the
-/// same name. None: init's as it is.
+/// `extra` (init's own: `COCALC_INIT_PROGRAM`, `NOTIFY_SOCKET`), each
+/// replacing a variable of the same name. None: init's as it is.
 pub fn environment_for(
     base: &[&CStr],
     settings: &Settings,
-    extra: Option<(&str, &str)>,
+    extra: &[(&str, &str)],
 ) -> Option<Vec<CString>> {
-    if settings.environment.is_empty() && settings.user.is_none() && extra.is_none() {
+    if settings.environment.is_empty() && settings.user.is_none() && extra.is_empty() {
         return None;
     }
     let mut set: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -164,7 +164,7 @@ pub fn environment_for(
         .environment
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(extra);
+        .chain(extra.iter().copied());
     for (key, value) in own {
         set.retain(|(k, _)| k.as_slice() != key.as_bytes());
         set.push((key.as_bytes().to_vec(), value.as_bytes().to_vec()));

@@ -21,7 +21,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
-use crate::config::{Config, MAIN_NAME, Policy, ProgramKind, ProgramName};
+use crate::config::{
+    CONTROL_VAR, Config, MAIN_NAME, PROGRAM_VAR, Policy, ProgramKind, ProgramName,
+};
 use crate::control::Control;
 use crate::logging::{self, Level, Stream};
 use crate::messages;
@@ -33,7 +35,7 @@ use crate::settings::{Ready, Settings};
 use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
-use crate::stderr;
+use crate::stdio;
 
 mod readiness;
 mod requests;
@@ -225,7 +227,18 @@ pub fn launch(config: &mut Config) -> Launch {
         // main command starts: its orphans are ours from the first.
         subreaper = nix::sys::prctl::set_child_subreaper(true).err();
     }
-    let env = spawn::environment();
+    let mut env = spawn::environment();
+    // Children find their init: a `cocalc-init restart x` run inside one
+    // needs no --control.
+    let control_var = config.control.as_ref().and_then(|path| {
+        CString::new([CONTROL_VAR.as_bytes(), b"=", path.as_os_str().as_bytes()].concat()).ok()
+    });
+    if let Some(var) = control_var {
+        env.retain(|e| e.to_bytes().split(|&b| b == b'=').next() != Some(CONTROL_VAR.as_bytes()));
+        // Made once and kept for init's whole life, like the rest of the
+        // environment it joins.
+        env.push(Box::leak(var.into_boxed_c_str()));
+    }
     // A main command with an `after` starts later, from the loop.
     let mut held = None;
     let mut main = None;
@@ -251,7 +264,16 @@ fn spawn_main(
     settings: &Settings,
     env: &[&CStr],
 ) -> Result<spawn::Spawned, spawn::SpawnError> {
-    let own_env = spawn::environment_for(env, settings, None);
+    // Named like a program only where there is a socket to name it to:
+    // tini-style, the main command gets init's environment untouched.
+    let names_control =
+        |e: &&CStr| e.to_bytes().split(|&b| b == b'=').next() == Some(CONTROL_VAR.as_bytes());
+    let named: &[(&str, &str)] = if env.iter().any(names_control) {
+        &[(PROGRAM_VAR, MAIN_NAME)]
+    } else {
+        &[]
+    };
+    let own_env = spawn::environment_for(env, settings, named);
     let main_env: Vec<&CStr> = match &own_env {
         Some(vars) => vars.iter().map(CString::as_c_str).collect(),
         None => env.to_vec(),
@@ -496,7 +518,7 @@ impl Supervisor {
             Err(e) => {
                 logging::error(messages::spawnerr(&e));
                 if !self.log_on_stderr {
-                    stderr::write(messages::main_cannot_run(&e).as_bytes());
+                    stdio::write(messages::main_cannot_run(&e).as_bytes());
                 }
                 Some(e.shell_status())
             }
@@ -1024,8 +1046,9 @@ fn prepare(
             )),
         }
     }
-    let extra = name.as_deref().map(|name| ("NOTIFY_SOCKET", name));
-    program.env = spawn::environment_for(base, &program.settings, extra);
+    let mut extra = vec![(PROGRAM_VAR, program.name.as_str())];
+    extra.extend(name.as_deref().map(|name| ("NOTIFY_SOCKET", name)));
+    program.env = spawn::environment_for(base, &program.settings, &extra);
     program
 }
 

@@ -199,6 +199,38 @@ fn a_child_gets_exactly_the_environment_init_got() {
         .filter(|v| !v.is_empty())
         .collect();
     vars.sort();
-    assert_eq!(vars, [&b"ONLY_THIS=1"[..], &b"PATH=/usr/bin:/bin"[..]]);
+    // Beside init's own: the two variables that lead a child to its init.
+    let control = format!("COCALC_INIT_CONTROL={}", socket(&init).display());
+    assert_eq!(
+        vars,
+        [
+            control.as_bytes(),
+            b"COCALC_INIT_PROGRAM=s",
+            b"ONLY_THIS=1",
+            b"PATH=/usr/bin:/bin"
+        ]
+    );
     assert_eq!(init.stop(), 0);
+}
+
+#[test]
+fn a_tini_style_main_command_gets_exactly_the_environment_init_got() {
+    let mut init = init(Mode::Child, "environ-main")
+        .setup(|c| {
+            c.env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("ONLY_THIS", "1");
+        })
+        .args(&["--control", "none"])
+        .main(&[
+            "sh",
+            "-c",
+            "tr '\\0' '\\n' < /proc/$$/environ | sort > {dir}/environ",
+        ])
+        .start();
+    assert_eq!(init.exit_code(secs(10.0)), 0);
+    let text = std::fs::read_to_string(init.scratch.path("environ")).unwrap();
+    // sh adds PWD of its own.
+    let vars: Vec<&str> = text.lines().filter(|l| !l.starts_with("PWD=")).collect();
+    assert_eq!(vars, ["ONLY_THIS=1", "PATH=/usr/bin:/bin"]);
 }

@@ -54,3 +54,96 @@ fn an_undefined_variable_is_a_usage_error_that_names_it() {
     );
     refused(&["-p", "web=echo %(here)s"], "%(here)s is not known");
 }
+
+#[test]
+fn the_log_goes_to_standard_output_when_asked() {
+    for mode in MODES {
+        for spelling in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+            let s = Scratch::new("log-stdout");
+            let out = s.path("stdout");
+            let file = std::fs::File::create(&out).unwrap();
+            let mut init = init(mode, "log-stdout")
+                .own_log()
+                .args(&[
+                    "-l",
+                    spelling,
+                    "-p",
+                    "hello=sh -c 'echo hi; exec sleep 1000'",
+                ])
+                .setup(move |c| {
+                    c.stdout(file.try_clone().unwrap());
+                })
+                .start_in(Some(s));
+            wait_for(secs(10.0), "the program's line on stdout", || {
+                let text = std::fs::read_to_string(&out).unwrap_or_default();
+                text.contains("INFO hello stdout: hi").then_some(())
+            });
+            assert_eq!(init.stop(), 0);
+            let text = std::fs::read_to_string(&out).unwrap();
+            assert!(
+                text.contains("exiting with status 0"),
+                "{mode:?} {spelling}: {text}"
+            );
+            assert!(
+                !init.stderr_text().contains("hello stdout"),
+                "{mode:?} {spelling}: {}",
+                init.stderr_text()
+            );
+        }
+    }
+}
+
+#[test]
+fn check_and_the_run_agree_on_a_log_behind_a_link() {
+    let s = Scratch::new("log-link");
+    let link = s.path("log");
+    std::os::unix::fs::symlink(s.path("target"), &link).unwrap();
+    let (code, err) = run_to_end(
+        &[
+            "--check".as_ref(),
+            "-l".as_ref(),
+            link.as_os_str(),
+            "--".as_ref(),
+            "true".as_ref(),
+        ],
+        secs(10.0),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is a symbolic link, which init does not follow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_program_finds_its_init_through_its_environment() {
+    for mode in MODES {
+        let kick = format!(
+            "kick=sh -c 'echo \"prog=$COCALC_INIT_PROGRAM ctl=$COCALC_INIT_CONTROL\"; \
+             {BIN} restart web; echo \"restart=$?\"; exec sleep 1000'"
+        );
+        let mut init = init(mode, "env-control")
+            .args(&["-p", "web=sleep 1000", "-p", &kick, "-o", "kick.after=web"])
+            .main(&[
+                "sh",
+                "-c",
+                "echo \"main=$COCALC_INIT_PROGRAM\" >&2; exec sleep 1000",
+            ])
+            .start();
+        let log = init.wait_log("kick stdout: restart=");
+        let sock = socket(&init).to_string_lossy().to_string();
+        assert!(
+            log.contains(&format!("kick stdout: prog=kick ctl={sock}")),
+            "{log}"
+        );
+        assert!(log.contains("kick stdout: restart=0"), "{log}");
+        assert_eq!(init.spawned_pids("web").len(), 2, "{log}");
+        assert!(
+            init.stderr_text().contains("main=main"),
+            "{}",
+            init.stderr_text()
+        );
+        // The main command's status: SIGTERM.
+        assert_eq!(init.stop(), 143);
+    }
+}

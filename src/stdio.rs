@@ -1,0 +1,221 @@
+//! init's own writes to its standard error and standard output, which must
+//! never stop it.
+//!
+//! fds 1 and 2 are shared with the main command, so their open file
+//! descriptions cannot be made non-blocking without making the main
+//! command's non-blocking too. Yet a blocking write would freeze PID 1 — no
+//! reaping, no forwarding, `docker stop` sitting out its grace — whenever
+//! nobody drains the pipe (a log driver that blocks, a stalled reader). So
+//! where the fd is a pipe or a terminal, init opens it again through
+//! `/proc/self/fd/N`: a description of its own on the same pipe, which can
+//! be non-blocking alone. (A regular file cannot be opened twice like that
+//! without a second file offset, and does not block; a socket is written
+//! with MSG_DONTWAIT.)
+//!
+//! [`StdStream::write`] drops what does not fit when the pipe is full —
+//! every line still reaches the log file — and tries nothing more until
+//! the pipe has room: then a line says how much was left out, and copying
+//! resumes. [`StdStream::write_once`] is one non-blocking write, for a
+//! caller that keeps what did not fit.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, send};
+use nix::sys::stat::{SFlag, fstat};
+use nix::unistd::isatty;
+
+/// How init's writes reach the fd.
+const BLOCKING: i32 = 0;
+const OWN_FD: i32 = 1;
+const SOCKET: i32 = 2;
+
+/// fd 1 or fd 2, as init writes to it.
+pub struct StdStream {
+    fd: i32,
+    /// What people call it, for the line that says what was dropped.
+    name: &'static str,
+    /// One of the three above.
+    mode: AtomicI32,
+    /// The non-blocking description of our own (`OWN_FD`).
+    own: OnceLock<File>,
+    /// The last write could not finish: skip writes until there is room.
+    full: AtomicBool,
+    /// The bytes written so far end inside a line.
+    mid_line: AtomicBool,
+    /// Bytes left out since the pipe filled.
+    dropped: AtomicU64,
+}
+
+pub static STDERR: StdStream = StdStream::new(2, "standard error");
+pub static STDOUT: StdStream = StdStream::new(1, "standard output");
+
+/// What became of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written, or lost to an error no retry would mend (closed, EPIPE).
+    Done,
+    /// Left out, whole or in part: the stream is full.
+    Dropped {
+        /// This write found it full; the ones before got through.
+        newly: bool,
+    },
+}
+
+/// Sets up non-blocking writes where fds 1 and 2 could block. Called once,
+/// early; until then (a usage error) writes simply block, as anything's do.
+pub fn init() {
+    STDERR.init();
+    STDOUT.init();
+}
+
+/// Writes `bytes` to standard error without ever blocking on a full pipe.
+pub fn write(bytes: &[u8]) -> Outcome {
+    STDERR.write(bytes)
+}
+
+impl StdStream {
+    const fn new(fd: i32, name: &'static str) -> StdStream {
+        StdStream {
+            fd,
+            name,
+            mode: AtomicI32::new(BLOCKING),
+            own: OnceLock::new(),
+            full: AtomicBool::new(false),
+            mid_line: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The fd itself; init keeps 0-2 open for its whole life.
+    fn with_std<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+        if self.fd == 1 {
+            f(io::stdout().as_fd())
+        } else {
+            f(io::stderr().as_fd())
+        }
+    }
+
+    fn init(&self) {
+        let Ok(meta) = self.with_std(|fd| fstat(fd)) else {
+            return;
+        };
+        let kind = SFlag::from_bits_truncate(meta.st_mode) & SFlag::S_IFMT;
+        // /dev/null is a character device too, and never blocks.
+        let tty = kind == SFlag::S_IFCHR && self.with_std(|fd| isatty(fd)).unwrap_or(false);
+        if kind == SFlag::S_IFIFO || tty {
+            self.reopen();
+        } else if kind == SFlag::S_IFSOCK {
+            self.mode.store(SOCKET, Relaxed);
+        }
+    }
+
+    /// A non-blocking description of our own on what the fd is.
+    fn reopen(&self) {
+        let opened = OpenOptions::new()
+            .write(true)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+            .open(format!("/proc/self/fd/{}", self.fd));
+        // No /proc, or a pipe with no reader left: keep the fd.
+        if let Ok(file) = opened {
+            if self.own.set(file).is_ok() {
+                self.mode.store(OWN_FD, Relaxed);
+            }
+        }
+    }
+
+    /// Writes `bytes` without ever blocking on a full pipe: what does not
+    /// fit is dropped, and said when there is room again.
+    pub fn write(&self, bytes: &[u8]) -> Outcome {
+        if self.full.load(Relaxed) {
+            if !self.has_room() {
+                self.dropped.fetch_add(bytes.len() as u64, Relaxed);
+                return Outcome::Dropped { newly: false };
+            }
+            self.full.store(false, Relaxed);
+            let lead = if self.mid_line.load(Relaxed) {
+                "\n"
+            } else {
+                ""
+            };
+            let note = format!(
+                "{lead}cocalc-init: {} was full: {} bytes of log lines were not copied to it (the log file has them)\n",
+                self.name,
+                self.dropped.swap(0, Relaxed)
+            );
+            self.mid_line.store(false, Relaxed);
+            if let Outcome::Dropped { .. } = self.write_some(note.as_bytes()) {
+                self.dropped.fetch_add(bytes.len() as u64, Relaxed);
+                return Outcome::Dropped { newly: false };
+            }
+        }
+        self.write_some(bytes)
+    }
+
+    /// One write that never blocks where the fd could (a pipe, a
+    /// terminal, a socket): how much went.
+    pub fn write_once(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mode = self.mode.load(Relaxed);
+        match (mode, self.own.get()) {
+            (SOCKET, _) => send(
+                self.fd,
+                bytes,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            )
+            .map_err(io::Error::from),
+            (OWN_FD, Some(file)) => nix::unistd::write(file, bytes).map_err(io::Error::from),
+            _ => self
+                .with_std(|fd| nix::unistd::write(fd, bytes))
+                .map_err(io::Error::from),
+        }
+    }
+
+    fn write_some(&self, mut bytes: &[u8]) -> Outcome {
+        let blocking = self.mode.load(Relaxed) == BLOCKING;
+        while !bytes.is_empty() {
+            match self.write_once(bytes) {
+                Ok(0) => return Outcome::Done,
+                Ok(n) => {
+                    let (written, rest) = bytes.split_at(n.min(bytes.len()));
+                    self.mid_line.store(written.last() != Some(&b'\n'), Relaxed);
+                    bytes = rest;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !blocking => {
+                    self.full.store(true, Relaxed);
+                    self.dropped.fetch_add(bytes.len() as u64, Relaxed);
+                    return Outcome::Dropped { newly: true };
+                }
+                // Closed, a broken pipe: nothing to do about it here.
+                Err(_) => return Outcome::Done,
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Calls `f` with the fd init writes through, to poll it.
+    pub fn with_fd<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+        match (self.mode.load(Relaxed), self.own.get()) {
+            (OWN_FD, Some(file)) => f(file.as_fd()),
+            _ => self.with_std(f),
+        }
+    }
+
+    /// Whether a write would not block now.
+    fn has_room(&self) -> bool {
+        self.with_fd(|fd| {
+            let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+            matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+                && fds
+                    .first()
+                    .and_then(PollFd::revents)
+                    .is_some_and(|r| r.contains(PollFlags::POLLOUT))
+        })
+    }
+}
