@@ -147,3 +147,36 @@ fn a_program_finds_its_init_through_its_environment() {
         assert_eq!(init.stop(), 143);
     }
 }
+
+#[test]
+fn a_restart_of_an_after_chain_answers_once_all_are_back() {
+    for mode in MODES {
+        let mut init = init(mode, "chain")
+            .args(&[
+                "-s",
+                "0.3",
+                "-p",
+                "xvfb=sleep 1000",
+                "-p",
+                "x11vnc=sleep 1000",
+                "-o",
+                "x11vnc.after=xvfb",
+                "-p",
+                "novnc=sleep 1000",
+                "-o",
+                "novnc.after=x11vnc",
+            ])
+            .start();
+        wait_state(&init, "novnc", "RUNNING");
+        let (code, out, err) = ctl(&init, &["restart", "xvfb", "x11vnc", "novnc"]);
+        assert_eq!(code, 0, "{out}{err}\n{}", init.log_text());
+        assert_eq!(
+            out, "xvfb: restarted\nx11vnc: restarted\nnovnc: restarted\n",
+            "{err}"
+        );
+        for name in ["xvfb", "x11vnc", "novnc"] {
+            assert_eq!(init.spawned_pids(name).len(), 2, "{}", init.log_text());
+        }
+        assert_eq!(init.stop(), 0);
+    }
+}

@@ -181,7 +181,8 @@ impl Supervisor {
             .iter()
             .map(|&i| reverse && self.has_live_dependents(i, false))
             .collect();
-        for (i, hold) in targets.into_iter().zip(hold) {
+        let in_request = self.after_one_of(&targets);
+        for ((i, hold), chained) in targets.into_iter().zip(hold).zip(in_request) {
             let Some(program) = self.programs.get_mut(i) else {
                 continue;
             };
@@ -218,7 +219,7 @@ impl Supervisor {
                 word,
                 starts,
                 failures,
-                answer_waiting: !reverse,
+                answer_waiting: !reverse && !chained,
             };
             items.push(match (answer, verb) {
                 (Answer::Done(word), _) => Item::Line(Outcome::Done, format!("{name}: {word}")),
@@ -245,6 +246,26 @@ impl Supervisor {
             ));
         }
         items
+    }
+
+    /// For each of `targets`, whether its `after` names another of them:
+    /// such a start waits for that one as part of the same request
+    /// (`restart a b` with b after a answers once both are back, not
+    /// "b: waiting for a").
+    fn after_one_of(&self, targets: &[usize]) -> Vec<bool> {
+        let named = |dep: &String| {
+            targets
+                .iter()
+                .any(|&t| self.programs.get(t).is_some_and(|q| q.name.as_str() == dep))
+        };
+        targets
+            .iter()
+            .map(|&i| {
+                self.programs
+                    .get(i)
+                    .is_some_and(|p| p.settings.after.iter().any(named))
+            })
+            .collect()
     }
 
     /// signal: the signal to each named program's group (and the main
