@@ -18,6 +18,7 @@ use crate::config::{
     Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
     ProgramSpec, Seconds,
 };
+use crate::destination::Place;
 use crate::expand;
 use crate::order;
 use crate::settings::{self, Key, Settings};
@@ -291,10 +292,11 @@ pub fn help_text() -> String {
         out.push_str(&format!(
             "  {:<28}main command: init exits with its status\n\n\
              Keys of -o: exitcodes, startsecs, startretries, autorestart, autostart,\n\
-             stopsignal, stopwaitsecs, directory, environment, user (supervisord's),\n\
-             essential, after, ready. The main command takes directory, environment,\n\
-             user, stopsignal and after. Commands and values expand %(ENV_X)s,\n\
-             %(program_name)s and %% as supervisord does.\n\n\
+             stopsignal, stopwaitsecs, directory, environment, user, stdout_logfile,\n\
+             stderr_logfile, redirect_stderr, {{stdout,stderr}}_logfile_{{maxbytes,backups}}\n\
+             (supervisord's), essential, after, ready. The main command takes\n\
+             directory, environment, user, stopsignal and after. Commands and values\n\
+             expand %(ENV_X)s, %(program_name)s and %% as supervisord does.\n\n\
              Inside the container: cocalc-init status|start|stop|restart [NAME...|all]\n\
              \x20                     cocalc-init signal SIG NAME...|all   [--control PATH]\n\
              \x20                     cocalc-init wait NAME...|all [--timeout SECS]\n\n\
@@ -439,6 +441,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         Some(file) => LogTarget::File(cwd.join(file)),
         None => LogTarget::File(DEFAULT_LOG.into()),
     };
+    check_outputs(&programs, &target)?;
     let log = LogConfig {
         target,
         max_bytes: number(&m, LOG_MAX_BYTES, DEFAULT_LOG_MAX_BYTES, u64::MAX)?,
@@ -520,6 +523,13 @@ fn apply_option(
     let (name, key, text) = settings::split(value).map_err(|e| bad(&e))?;
     let text = &expand::expand_for(name, text).map_err(|e| bad(&e))?;
     let target = if name == MAIN_NAME {
+        if key.is_output() {
+            return Err(bad(&format!(
+                "the main command's output is init's own standard output and error \
+                 (it keeps the terminal), so {} does not apply",
+                key.name()
+            )));
+        }
         if !key.applies_to_main() {
             return Err(bad(&format!(
                 "the main command takes only directory, environment, user, stopsignal \
@@ -584,6 +594,33 @@ fn check_order(programs: &[ProgramSpec], main: &Settings) -> Result<(), UsageErr
         Some(cycle) => Err(usage(format!("the start order has a cycle: {cycle}"))),
         None => Ok(()),
     }
+}
+
+/// A program's stderr is either its own or its stdout's; and no program
+/// writes raw output into init's own log file.
+fn check_outputs(programs: &[ProgramSpec], log: &LogTarget) -> Result<(), UsageError> {
+    for program in programs {
+        let (name, s) = (program.name.as_str(), &program.settings);
+        if s.redirect_stderr && s.stderr.place.is_own() {
+            return Err(usage(format!(
+                "--option '{name}.redirect_stderr': stderr goes where stdout does, \
+                 so {name}.stderr_logfile={} does not apply",
+                s.stderr.place
+            )));
+        }
+        for (key, output) in [("stdout_logfile", &s.stdout), ("stderr_logfile", &s.stderr)] {
+            if let (Place::File(path), LogTarget::File(own)) = (&output.place, log) {
+                if path == own {
+                    return Err(usage(format!(
+                        "--option '{name}.{key}={}': that is init's own log; \
+                         leave {key} unset to log there",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_program(value: &str, defaults: &Settings) -> Result<ProgramSpec, UsageError> {

@@ -251,6 +251,32 @@ pub fn log_writable_again(file: &Path) -> String {
     )
 }
 
+/// A program's output file cannot be written (said once, until it can).
+pub fn output_file_unwritable(file: &Path, error: &io::Error) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "cannot write the output file {}: {error}; its lines go to this log until it works again",
+            file.display()
+        )
+    })
+}
+
+pub fn output_file_writable_again(file: &Path) -> impl Display {
+    text(move |f| write!(f, "writing the output file {} again", file.display()))
+}
+
+/// Program output dropped while init's stdout or stderr was full.
+/// `what`: "standard output" or "standard error".
+pub fn output_dropped(what: &'static str, lines: u64, bytes: u64) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "init's {what} was full: {lines} lines ({bytes} bytes) of program output sent there were dropped"
+        )
+    })
+}
+
 /// Seconds in their shortest form: `1`, `0.5`.
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()

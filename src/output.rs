@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::logging::{self, Stream};
 use crate::messages;
+use crate::outlet::{OutletId, Outlets};
 
 /// The longest line logged in one piece.
 pub const MAX_LINE: usize = 8 * 1024;
@@ -22,16 +23,17 @@ pub struct LineBuffer {
 
 impl LineBuffer {
     /// Feeds a chunk read from the pipe; calls `emit` for every line that is
-    /// complete (without its newline).
-    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
+    /// complete (without its newline), and for every piece cut from a line
+    /// too long to wait for; the flag says whether the newline followed.
+    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut (impl FnMut(&[u8], bool) + ?Sized)) {
         while let Some(at) = find_newline(chunk) {
             let (line, rest) = chunk.split_at(at);
             chunk = rest.get(1..).unwrap_or(&[]);
             if self.partial.is_empty() {
-                emit_pieces(line, emit);
+                emit_pieces(line, true, emit);
             } else {
                 self.partial.extend_from_slice(line);
-                emit_pieces(&self.partial, emit);
+                emit_pieces(&self.partial, true, emit);
                 self.partial.clear();
             }
         }
@@ -46,7 +48,7 @@ impl LineBuffer {
         while self.partial.len() > MAX_LINE {
             let n = piece_len(&self.partial);
             if let Some(piece) = self.partial.get(..n) {
-                emit(piece);
+                emit(piece, false);
             }
             self.partial.drain(..n);
         }
@@ -54,9 +56,9 @@ impl LineBuffer {
 
     /// Emits the partial last line, if any: the program has exited or its
     /// pipe has closed.
-    pub fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+    pub fn finish(&mut self, emit: &mut (impl FnMut(&[u8], bool) + ?Sized)) {
         if !self.partial.is_empty() {
-            emit_pieces(&self.partial, emit);
+            emit_pieces(&self.partial, false, emit);
             self.partial.clear();
         }
         self.partial.shrink_to(0);
@@ -74,16 +76,17 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
+/// `line` in pieces of at most [`MAX_LINE`]; `ended` goes with the last.
+fn emit_pieces(line: &[u8], ended: bool, emit: &mut (impl FnMut(&[u8], bool) + ?Sized)) {
     if line.is_empty() {
-        emit(line);
+        emit(line, ended);
         return;
     }
     let mut rest = line;
     while !rest.is_empty() {
         let (piece, tail) = rest.split_at(piece_len(rest));
-        emit(piece);
         rest = tail;
+        emit(piece, ended && rest.is_empty());
     }
 }
 
@@ -110,6 +113,17 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// (1 MiB) before the `exited:` line; the rest follows as it is read.
 const DRAIN_READS: usize = 16;
 
+/// Where a pipe's lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// init's log, a line each, stamped and tagged.
+    Log,
+    /// Raw, to an outlet of its own.
+    Outlet(OutletId),
+    /// Nowhere (`NONE`).
+    Discard,
+}
+
 /// A read end of a program's stdout or stderr. It lives until its end,
 /// which may come long after the program's (a grandchild can hold it open).
 pub struct Pipe {
@@ -117,6 +131,7 @@ pub struct Pipe {
     pub program: usize,
     name: String,
     stream: Stream,
+    dest: Dest,
     file: File,
     lines: LineBuffer,
 }
@@ -129,49 +144,48 @@ pub enum PipeRead {
 }
 
 impl Pipe {
-    pub fn new(program: usize, name: &str, stream: Stream, file: File) -> Pipe {
+    pub fn new(program: usize, name: &str, stream: Stream, dest: Dest, file: File) -> Pipe {
         Pipe {
             program,
             name: name.to_string(),
             stream,
+            dest,
             file,
             lines: LineBuffer::default(),
         }
     }
 
-    /// One read (the loop's turn), its complete lines logged; at the end of
-    /// the pipe, the partial last line too.
-    pub fn read(&mut self, buf: &mut [u8]) -> PipeRead {
-        self.read_some(buf, 1)
+    /// One read (the loop's turn), its complete lines sent on; at the end
+    /// of the pipe, the partial last line too.
+    pub fn read(&mut self, buf: &mut [u8], outlets: &mut Outlets) -> PipeRead {
+        self.read_some(buf, 1, outlets)
     }
 
-    /// The program has exited: what it wrote so far is logged now, the
+    /// The program has exited: what it wrote so far is sent on now, the
     /// partial last line included, so that it stands above the exit line.
-    pub fn drain(&mut self, buf: &mut [u8]) -> PipeRead {
-        let state = self.read_some(buf, DRAIN_READS);
-        self.finish();
+    pub fn drain(&mut self, buf: &mut [u8], outlets: &mut Outlets) -> PipeRead {
+        let state = self.read_some(buf, DRAIN_READS, outlets);
+        self.finish(outlets);
         state
     }
 
-    fn read_some(&mut self, buf: &mut [u8], reads: usize) -> PipeRead {
+    fn read_some(&mut self, buf: &mut [u8], reads: usize, outlets: &mut Outlets) -> PipeRead {
         for _ in 0..reads {
             match (&self.file).read(buf) {
                 Ok(0) => {
-                    self.finish();
+                    self.finish(outlets);
                     return PipeRead::Closed;
                 }
                 Ok(n) => {
-                    let (name, stream) = (&self.name, self.stream);
                     let chunk = buf.get(..n).unwrap_or(&[]);
-                    self.lines
-                        .feed(chunk, &mut |line| logging::output(name, stream, line));
+                    self.send(outlets, |lines, emit| lines.feed(chunk, emit));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return PipeRead::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // The pipe is dropped after this, so this is said once.
                     logging::error(messages::read_failed(&self.name, self.stream, &e));
-                    self.finish();
+                    self.finish(outlets);
                     return PipeRead::Closed;
                 }
             }
@@ -179,10 +193,29 @@ impl Pipe {
         PipeRead::Open
     }
 
-    fn finish(&mut self) {
-        let (name, stream) = (&self.name, self.stream);
-        self.lines
-            .finish(&mut |line| logging::output(name, stream, line));
+    fn finish(&mut self, outlets: &mut Outlets) {
+        self.send(outlets, |lines, emit| lines.finish(emit));
+    }
+
+    /// The lines `split` finds, to where this pipe's lines go.
+    fn send(
+        &mut self,
+        outlets: &mut Outlets,
+        split: impl FnOnce(&mut LineBuffer, &mut dyn FnMut(&[u8], bool)),
+    ) {
+        let (name, stream) = (self.name.as_str(), self.stream);
+        match self.dest {
+            Dest::Log => split(&mut self.lines, &mut |line, _| {
+                logging::output(name, stream, line);
+            }),
+            Dest::Outlet(id) => {
+                split(&mut self.lines, &mut |line, ended| {
+                    outlets.line(line, ended)
+                });
+                outlets.send(id, name, stream);
+            }
+            Dest::Discard => split(&mut self.lines, &mut |_, _| {}),
+        }
     }
 }
 
@@ -200,12 +233,45 @@ mod tests {
         let mut buf = LineBuffer::default();
         let mut out = Vec::new();
         for c in chunks {
-            buf.feed(c, &mut |l| out.push(l.to_vec()));
+            buf.feed(c, &mut |l, _| out.push(l.to_vec()));
         }
         if finish {
-            buf.finish(&mut |l| out.push(l.to_vec()));
+            buf.finish(&mut |l, _| out.push(l.to_vec()));
         }
         out
+    }
+
+    /// What a raw destination gets: each piece, and the newline where the
+    /// program printed one.
+    fn raw(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut buf = LineBuffer::default();
+        let mut out = Vec::new();
+        let mut emit = |l: &[u8], ended: bool| {
+            out.extend_from_slice(l);
+            if ended {
+                out.push(b'\n');
+            }
+        };
+        for c in chunks {
+            buf.feed(c, &mut emit);
+        }
+        buf.finish(&mut emit);
+        out
+    }
+
+    #[test]
+    fn raw_output_is_the_bytes_as_printed() {
+        let long = "é".repeat(MAX_LINE);
+        let cases: [&[&[u8]]; 5] = [
+            &[b"a\nbb\n\nc"],
+            &[b"hel", b"lo\nwor", b"ld\n"],
+            &[long.as_bytes(), b"\n", long.as_bytes()],
+            &[b"\n\n\n"],
+            &[b"", b"x", b"\xff\xfe\n"],
+        ];
+        for chunks in cases {
+            assert_eq!(raw(chunks), chunks.concat());
+        }
     }
 
     #[test]
@@ -273,7 +339,7 @@ mod tests {
         let mut buf = LineBuffer::default();
         let mut count = 0;
         for _ in 0..100 {
-            buf.feed(&[b'y'; 1000], &mut |l| {
+            buf.feed(&[b'y'; 1000], &mut |l, _| {
                 assert_eq!(l.len(), MAX_LINE);
                 count += 1;
             });

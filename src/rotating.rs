@@ -145,6 +145,12 @@ impl RotatingFile {
         used > 0 && used.saturating_add(line) > max_bytes
     }
 
+    /// Whether `bytes` more keep the file within `max_bytes` (0: no
+    /// limit).
+    pub fn fits(&self, bytes: u64, max_bytes: u64) -> bool {
+        max_bytes == 0 || self.device || self.size.saturating_add(bytes) <= max_bytes
+    }
+
     /// FILE.K-1 → FILE.K, …, FILE → FILE.1, then a fresh FILE. With no
     /// backups the file just starts over.
     pub fn rotate(&mut self, backups: u32) -> io::Result<()> {

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::config::{ExitCodes, Policy, Seconds};
+use crate::destination::{self, Output, Place};
 use crate::signals::{signal_name, signal_number};
 use crate::user::Account;
 
@@ -122,6 +123,11 @@ pub struct Settings {
     /// Programs that must be up before each of its starts.
     pub after: Vec<String>,
     pub ready: Ready,
+    /// Where its stdout and stderr go: init's log unless set.
+    pub stdout: Output,
+    pub stderr: Output,
+    /// Its stderr is its stdout (one pipe, one destination).
+    pub redirect_stderr: bool,
 }
 
 impl Settings {
@@ -141,6 +147,9 @@ impl Settings {
             essential: false,
             after: Vec::new(),
             ready: Ready::Startsecs,
+            stdout: Output::default(),
+            stderr: Output::default(),
+            redirect_stderr: false,
         }
     }
 
@@ -216,6 +225,42 @@ impl Settings {
             differ(Key::After, false, &self.after.join(","));
         }
         differ(Key::Ready, self.ready == base.ready, &self.ready);
+        for (keys, output, default) in [
+            (
+                [
+                    Key::StdoutLogfile,
+                    Key::StdoutLogfileMaxbytes,
+                    Key::StdoutLogfileBackups,
+                ],
+                &self.stdout,
+                &base.stdout,
+            ),
+            (
+                [
+                    Key::StderrLogfile,
+                    Key::StderrLogfileMaxbytes,
+                    Key::StderrLogfileBackups,
+                ],
+                &self.stderr,
+                &base.stderr,
+            ),
+        ] {
+            let [place, max_bytes, backups] = keys;
+            differ(place, output.place == default.place, &output.place);
+            if matches!(output.place, Place::File(_)) {
+                differ(
+                    max_bytes,
+                    output.max_bytes == default.max_bytes,
+                    &output.max_bytes,
+                );
+                differ(backups, output.backups == default.backups, &output.backups);
+            }
+        }
+        differ(
+            Key::RedirectStderr,
+            self.redirect_stderr == base.redirect_stderr,
+            &self.redirect_stderr,
+        );
         lines
     }
 }
@@ -236,9 +281,16 @@ pub enum Key {
     Essential,
     After,
     Ready,
+    StdoutLogfile,
+    StdoutLogfileMaxbytes,
+    StdoutLogfileBackups,
+    StderrLogfile,
+    StderrLogfileMaxbytes,
+    StderrLogfileBackups,
+    RedirectStderr,
 }
 
-pub const KEYS: [Key; 13] = [
+pub const KEYS: [Key; 20] = [
     Key::Exitcodes,
     Key::Startsecs,
     Key::Startretries,
@@ -252,6 +304,13 @@ pub const KEYS: [Key; 13] = [
     Key::Essential,
     Key::After,
     Key::Ready,
+    Key::StdoutLogfile,
+    Key::StdoutLogfileMaxbytes,
+    Key::StdoutLogfileBackups,
+    Key::StderrLogfile,
+    Key::StderrLogfileMaxbytes,
+    Key::StderrLogfileBackups,
+    Key::RedirectStderr,
 ];
 
 impl Key {
@@ -270,6 +329,13 @@ impl Key {
             Key::Essential => "essential",
             Key::After => "after",
             Key::Ready => "ready",
+            Key::StdoutLogfile => "stdout_logfile",
+            Key::StdoutLogfileMaxbytes => "stdout_logfile_maxbytes",
+            Key::StdoutLogfileBackups => "stdout_logfile_backups",
+            Key::StderrLogfile => "stderr_logfile",
+            Key::StderrLogfileMaxbytes => "stderr_logfile_maxbytes",
+            Key::StderrLogfileBackups => "stderr_logfile_backups",
+            Key::RedirectStderr => "redirect_stderr",
         }
     }
 
@@ -283,6 +349,21 @@ impl Key {
         matches!(
             self,
             Key::Directory | Key::Environment | Key::User | Key::Stopsignal | Key::After
+        )
+    }
+
+    /// Whether it says where output goes: the main command's output is
+    /// init's own (it keeps the terminal), so none of these applies.
+    pub fn is_output(self) -> bool {
+        matches!(
+            self,
+            Key::StdoutLogfile
+                | Key::StdoutLogfileMaxbytes
+                | Key::StdoutLogfileBackups
+                | Key::StderrLogfile
+                | Key::StderrLogfileMaxbytes
+                | Key::StderrLogfileBackups
+                | Key::RedirectStderr
         )
     }
 
@@ -372,6 +453,13 @@ pub fn apply(settings: &mut Settings, key: Key, value: &str) -> Result<(), Strin
             }
         }
         Key::Ready => settings.ready = Ready::parse(value)?,
+        Key::StdoutLogfile => settings.stdout.place = Place::parse(value)?,
+        Key::StderrLogfile => settings.stderr.place = Place::parse(value)?,
+        Key::StdoutLogfileMaxbytes => settings.stdout.max_bytes = destination::byte_size(value)?,
+        Key::StderrLogfileMaxbytes => settings.stderr.max_bytes = destination::byte_size(value)?,
+        Key::StdoutLogfileBackups => settings.stdout.backups = destination::backups(value)?,
+        Key::StderrLogfileBackups => settings.stderr.backups = destination::backups(value)?,
+        Key::RedirectStderr => settings.redirect_stderr = flag(value)?,
     }
     Ok(())
 }

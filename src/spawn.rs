@@ -108,8 +108,9 @@ pub struct Spawned {
 /// How the child is set apart from init.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
-    /// A supervised program: new session, stdin /dev/null, output piped.
-    Program,
+    /// A supervised program: new session, stdin /dev/null, output piped;
+    /// with `merge_stderr`, its stderr into the stdout pipe.
+    Program { merge_stderr: bool },
     /// The main command: new process group, init's stdio, and the terminal's
     /// foreground when stdin is one.
     Main,
@@ -226,12 +227,19 @@ pub fn spawn<A: AsRef<CStr>>(
     let mut read_ends: Vec<File> = Vec::new();
     let mut take_terminal = false;
     match isolation {
-        Isolation::Program => {
+        Isolation::Program { merge_stderr } => {
             flags |= PosixSpawnFlags::from_bits_retain(libc::c_int::from(libc::POSIX_SPAWN_SETSID));
             let input = empty_input().map_err(fail)?;
             actions.add_dup2(input.as_raw_fd(), 0).map_err(fail)?;
             child_ends.push(input);
             for target in [1, 2] {
+                if target == 2 && merge_stderr {
+                    let stdout = child_ends.last().ok_or(Errno::EBADF).map_err(fail)?;
+                    let write = nix::unistd::dup(stdout).map_err(fail)?;
+                    actions.add_dup2(write.as_raw_fd(), target).map_err(fail)?;
+                    child_ends.push(write);
+                    continue;
+                }
                 let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
                 // Without O_NONBLOCK one quiet program could stall the loop.
                 let flags = OFlag::from_bits_retain(fcntl(&read, FcntlArg::F_GETFL).map_err(fail)?);
@@ -378,7 +386,7 @@ fn become_child(child: &Child) -> Result<std::convert::Infallible, (Step, Errno)
     };
     let other = |e| (Step::Other, e);
     match child.isolation {
-        Isolation::Program => {
+        Isolation::Program { .. } => {
             setsid().map_err(other)?;
         }
         Isolation::Main => {

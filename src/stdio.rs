@@ -93,6 +93,11 @@ impl StdStream {
         }
     }
 
+    /// What people call it: "standard output" or "standard error".
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// The fd itself; init keeps 0-2 open for its whole life.
     fn with_std<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
         if self.fd == 1 {
@@ -112,6 +117,10 @@ impl StdStream {
         if kind == SFlag::S_IFIFO || tty {
             self.reopen();
         } else if kind == SFlag::S_IFSOCK {
+            // A second fd on the same socket, to poll for room.
+            if let Ok(fd) = self.with_std(|fd| nix::unistd::dup(fd)) {
+                let _ = self.own.set(File::from(fd));
+            }
             self.mode.store(SOCKET, Relaxed);
         }
     }
@@ -199,11 +208,17 @@ impl StdStream {
         Outcome::Done
     }
 
-    /// Calls `f` with the fd init writes through, to poll it.
-    pub fn with_fd<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
-        match (self.mode.load(Relaxed), self.own.get()) {
-            (OWN_FD, Some(file)) => f(file.as_fd()),
-            _ => self.with_std(f),
+    /// The fd to poll for room, where a write can find none: the one of
+    /// init's own on a pipe, a terminal or a socket.
+    pub fn poll_fd(&'static self) -> Option<BorrowedFd<'static>> {
+        self.own.get().map(AsFd::as_fd)
+    }
+
+    /// Calls `f` with the fd init writes through.
+    fn with_fd<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+        match self.own.get() {
+            Some(file) => f(file.as_fd()),
+            None => self.with_std(f),
         }
     }
 

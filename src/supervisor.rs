@@ -25,11 +25,13 @@ use crate::config::{
     CONTROL_VAR, Config, MAIN_NAME, PROGRAM_VAR, Policy, ProgramKind, ProgramName,
 };
 use crate::control::Control;
+use crate::destination::Place;
 use crate::logging::{self, Level, Stream};
 use crate::messages;
 use crate::notify::Notify;
 use crate::order;
-use crate::output::{Pipe, PipeRead, READ_CHUNK};
+use crate::outlet::{OutletId, Outlets};
+use crate::output::{Dest, Pipe, PipeRead, READ_CHUNK};
 use crate::program::{Ended, Exit, Program, Then};
 use crate::settings::{Ready, Settings};
 use crate::signals::{self, Action, Reaped, Received, Signals};
@@ -68,6 +70,8 @@ enum Source {
     Pipe(usize),
     Notify(usize),
     Probe(usize),
+    /// An outlet that holds output back until its fd has room.
+    Outlet(OutletId),
     /// The control socket's listener and clients, in its own order.
     Control,
 }
@@ -79,6 +83,8 @@ struct Woken {
     pipes: Vec<bool>,
     notify: Vec<bool>,
     probes: Vec<bool>,
+    /// Outlets whose fd has room.
+    outlets: Vec<OutletId>,
     /// For the fds `Control::poll_fds` gave, in its order.
     control: Vec<bool>,
 }
@@ -92,6 +98,7 @@ impl Woken {
         self.pipes.resize(pipes, false);
         self.probes.clear();
         self.probes.resize(probes, false);
+        self.outlets.clear();
         self.control.clear();
     }
 
@@ -111,6 +118,11 @@ impl Woken {
             Source::Probe(i) => {
                 if let Some(slot) = self.probes.get_mut(i) {
                     *slot = ready;
+                }
+            }
+            Source::Outlet(id) => {
+                if ready {
+                    self.outlets.push(id);
                 }
             }
             Source::Control => self.control.push(ready),
@@ -199,6 +211,8 @@ pub struct Supervisor {
     skipped: Vec<(ProgramName, PathBuf, Settings)>,
     /// Signals read in one turn (capacity only between turns).
     received: Vec<Received>,
+    /// Where program output goes raw: files, init's stdout and stderr.
+    outlets: Outlets,
 }
 
 /// What init launched before its log existed, so that the main command's
@@ -392,6 +406,7 @@ impl Supervisor {
             waiters: Vec::new(),
             skipped,
             received: Vec::new(),
+            outlets: Outlets::default(),
         }
     }
 
@@ -435,11 +450,12 @@ impl Supervisor {
             self.pipes.retain_mut(|pipe| {
                 let ready = woken.get(index).copied().unwrap_or(false);
                 index += 1;
-                !ready || pipe.read(&mut self.buf) == PipeRead::Open
+                !ready || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
             });
             self.on_control(now);
             self.on_notify();
             self.on_probes(now);
+            self.on_outlets();
             if reap {
                 self.reap(now);
             }
@@ -448,8 +464,9 @@ impl Supervisor {
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
-            pipe.drain(&mut self.buf);
+            pipe.drain(&mut self.buf, &mut self.outlets);
         }
+        self.outlets.finish();
         let status = match (self.essential_status, &self.main) {
             (Some(status), _) => status,
             (
@@ -603,7 +620,9 @@ impl Supervisor {
         match spawn::spawn(
             &program.argv,
             program.cwd.as_deref(),
-            Isolation::Program,
+            Isolation::Program {
+                merge_stderr: program.settings.redirect_stderr,
+            },
             env,
             program.settings.user.as_ref(),
         ) {
@@ -611,13 +630,18 @@ impl Supervisor {
                 program.started(child.pid, now);
                 self.have_children = true;
                 logging::info(messages::spawned(program.name.as_str(), child.pid));
-                for (file, stream) in [
-                    (child.stdout, Stream::Stdout),
-                    (child.stderr, Stream::Stderr),
+                for (file, stream, output) in [
+                    (child.stdout, Stream::Stdout, &program.settings.stdout),
+                    (child.stderr, Stream::Stderr, &program.settings.stderr),
                 ] {
+                    let dest = match output.place {
+                        Place::Log => Dest::Log,
+                        Place::Discard => Dest::Discard,
+                        _ => self.outlets.id_for(output).map_or(Dest::Log, Dest::Outlet),
+                    };
                     if let Some(file) = file {
                         self.pipes
-                            .push(Pipe::new(i, program.name.as_str(), stream, file));
+                            .push(Pipe::new(i, program.name.as_str(), stream, dest, file));
                     }
                 }
                 // startsecs 0: confirmed at once.
@@ -822,6 +846,10 @@ impl Supervisor {
             fds.push(PollFd::new(probe.fd.as_fd(), PollFlags::POLLOUT));
             sources.push(Source::Probe(i));
         }
+        self.outlets.blocked(|id, fd| {
+            fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+            sources.push(Source::Outlet(id));
+        });
         if let Some(control) = self.control.as_mut() {
             control.poll_fds(&mut fds);
         }
@@ -849,6 +877,13 @@ impl Supervisor {
 
     /// Logs a failure to wait or to read signals, once until waiting works
     /// again.
+    /// Outlets whose fd has room again: what they hold goes out.
+    fn on_outlets(&mut self) {
+        for &id in &self.woken.outlets {
+            self.outlets.on_room(id);
+        }
+    }
+
     fn wait_failed(&mut self, what: &str, e: Errno) {
         if !self.wait_failing {
             self.wait_failing = true;
@@ -909,7 +944,7 @@ impl Supervisor {
             self.buf.resize(READ_CHUNK, 0);
         }
         for pipe in self.pipes.iter_mut().filter(|p| p.program == index) {
-            pipe.drain(&mut self.buf);
+            pipe.drain(&mut self.buf, &mut self.outlets);
         }
         let stop_signal = match &self.phase {
             Phase::ShuttingDown { stop, .. } | Phase::Killing { stop, .. } => stop.signal,

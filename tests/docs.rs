@@ -115,6 +115,45 @@ fn help_and_man_page_list_the_same_flags_with_the_same_defaults() {
     assert_eq!(help, man);
 }
 
+#[test]
+fn help_and_man_page_name_every_key_of_o() {
+    // The binary's own list, from its usage error for an unknown key.
+    let out = std::process::Command::new(BIN)
+        .args(["-p", "a=true", "-o", "a.no_such_key=1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let keys = err
+        .split("the keys are ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("{err}"));
+    let keys: Vec<&str> = keys.split(", ").collect();
+    assert!(keys.len() >= 20, "{keys:?}");
+    let man = std::fs::read_to_string(MAN).unwrap();
+    let settings = unroff(section(&man, "PROGRAM SETTINGS"));
+    let help = String::from_utf8(
+        std::process::Command::new(BIN)
+            .arg("--help")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .replace("{stdout,stderr}_logfile_{maxbytes,backups}", {
+        "stdout_logfile_maxbytes stdout_logfile_backups \
+         stderr_logfile_maxbytes stderr_logfile_backups"
+    });
+    for key in keys {
+        assert!(settings.contains(&format!("{key}=")), "man page: no {key}=");
+        assert!(
+            help.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|w| w == key),
+            "--help: no {key}"
+        );
+    }
+}
+
 /// The example parses: --check exits 0, or 1 when only a command it names
 /// is not installed here (2 is a usage error).
 fn check(args: &[String], origin: &str) {

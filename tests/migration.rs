@@ -180,3 +180,244 @@ fn a_restart_of_an_after_chain_answers_once_all_are_back() {
         assert_eq!(init.stop(), 0);
     }
 }
+
+/// A program that prints `count` numbered lines as fast as it can.
+fn printer(name: &str, count: usize) -> String {
+    format!(
+        "{name}=sh -c 'i=0; while [ $i -lt {count} ]; do echo \"{name} $i {{\\\"level\\\":\\\"info\\\",\\\"n\\\":$i}}\"; i=$((i+1)); done'"
+    )
+}
+
+#[test]
+fn raw_output_reaches_inits_stdout_as_printed_with_lines_whole() {
+    for mode in MODES {
+        let s = Scratch::new("raw-stdout");
+        let out = s.path("stdout");
+        let file = std::fs::File::create(&out).unwrap();
+        let mut args: Vec<String> = Vec::new();
+        for name in ["p1", "p2", "p3", "p4"] {
+            args.extend([
+                "-p".into(),
+                printer(name, 400),
+                "-o".into(),
+                format!("{name}.stdout_logfile=/dev/stdout"),
+                "-o".into(),
+                format!("{name}.stdout_logfile_maxbytes=0"),
+                "-o".into(),
+                format!("{name}.autorestart=false"),
+            ]);
+        }
+        // Bytes as they are: no newline at the end, not UTF-8, a tab, a CR.
+        args.extend([
+            "-p".into(),
+            "bytes=printf 'a\\377\\tb\\r\\nlast'".into(),
+            "-o".into(),
+            "bytes.stderr_logfile=/dev/fd/2".into(),
+            "-o".into(),
+            "bytes.stdout_logfile=/proc/self/fd/2".into(),
+            "-o".into(),
+            "bytes.autorestart=false".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut init = init(mode, "raw-stdout")
+            .args(&args)
+            .setup(move |c| {
+                c.stdout(file.try_clone().unwrap());
+            })
+            .start_in(Some(s));
+        for name in ["p1", "p2", "p3", "p4", "bytes"] {
+            init.wait_log(&format!("exited: {name} (exit status 0; expected)"));
+        }
+        assert_eq!(init.stop(), 0);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut seen = [0usize; 4];
+        for line in text.lines() {
+            let (name, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            let k: usize = name.trim_start_matches('p').parse().unwrap();
+            let n = seen[k - 1];
+            assert_eq!(
+                rest,
+                format!("{n} {{\"level\":\"info\",\"n\":{n}}}"),
+                "{mode:?}: a line cut or out of order"
+            );
+            seen[k - 1] += 1;
+        }
+        assert_eq!(seen, [400; 4], "{mode:?}");
+        assert!(text.ends_with('\n'));
+        let log = init.log_text();
+        assert!(
+            !log.contains("p1 stdout") && !log.contains("bytes std"),
+            "{log}"
+        );
+        let stderr = std::fs::read(init.scratch.path("stderr")).unwrap();
+        assert!(
+            stderr.windows(10).any(|w| w == b"a\xff\tb\r\nlast"),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+}
+
+#[test]
+fn a_programs_own_file_is_rotated_raw_with_its_stderr_and_none_drops() {
+    for mode in MODES {
+        let s = Scratch::new("own-file");
+        let file = s.path("logs/web/out.log");
+        let file_arg = file.to_string_lossy().to_string();
+        let mut init = init(mode, "own-file")
+            .args(&[
+                "-p",
+                &printer("web", 200).replace("done'", "done; echo oops >&2'"),
+                "-o",
+                &format!("web.stdout_logfile={file_arg}"),
+                "-o",
+                "web.stdout_logfile_maxbytes = 1KB",
+                "-o",
+                "web.stdout_logfile_backups=2",
+                "-o",
+                "web.redirect_stderr=true",
+                "-o",
+                "web.autorestart=false",
+                "-p",
+                "quiet=sh -c 'echo hidden; echo hidden too >&2; exit 3'",
+                "-o",
+                "quiet.stdout_logfile=NONE",
+                "-o",
+                "quiet.stderr_logfile=NONE",
+                "-o",
+                "quiet.autorestart=false",
+            ])
+            .start_in(Some(s));
+        init.wait_log("exited: web (exit status 0; expected)");
+        init.wait_log("exited: quiet (exit status 3; not expected)");
+        let mut kept = Vec::new();
+        for suffix in [".2", ".1", ""] {
+            let path = format!("{file_arg}{suffix}");
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(bytes.len() <= 1024, "{path}: {} bytes", bytes.len());
+            assert!(bytes.ends_with(b"\n"), "{path}");
+            kept.extend(bytes);
+        }
+        assert!(!std::path::Path::new(&format!("{file_arg}.3")).exists());
+        let kept = String::from_utf8(kept).unwrap();
+        let lines: Vec<&str> = kept.lines().collect();
+        assert_eq!(lines.last(), Some(&"oops"), "stderr follows stdout");
+        let numbers: Vec<usize> = lines[..lines.len() - 1]
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let first = numbers[0];
+        assert_eq!(
+            numbers,
+            (first..200).collect::<Vec<_>>(),
+            "the newest, whole, in order"
+        );
+        let log = init.log_text();
+        assert!(
+            !log.contains("web stdout") && !log.contains("web stderr"),
+            "{log}"
+        );
+        assert!(!log.contains("hidden"), "{log}");
+        assert_eq!(init.stop(), 0);
+    }
+}
+
+#[test]
+fn output_keys_are_checked() {
+    refused(
+        &["-p", "a=true", "-o", "a.stdout_logfile=x.log"],
+        "'x.log' is not an absolute path",
+    );
+    refused(
+        &["-p", "a=true", "-o", "a.stdout_logfile_maxbytes=1TB"],
+        "'1TB' is not a size",
+    );
+    refused(
+        &[
+            "-p",
+            "a=true",
+            "-o",
+            "a.redirect_stderr=true",
+            "-o",
+            "a.stderr_logfile=/tmp/x",
+        ],
+        "stderr goes where stdout does",
+    );
+    refused(
+        &["-o", "main.stdout_logfile=/dev/stdout", "--", "true"],
+        "the main command's output is init's own",
+    );
+    refused(
+        &[
+            "-l",
+            "/tmp/l",
+            "-p",
+            "a=true",
+            "-o",
+            "a.stdout_logfile=/tmp/l",
+        ],
+        "that is init's own log",
+    );
+}
+
+#[test]
+fn a_blocked_stdout_stalls_neither_the_loop_nor_the_other_programs() {
+    use std::io::Read;
+    for mode in MODES {
+        // Init's stdout is a pipe nobody reads, until the end.
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut init = init(mode, "blocked-stdout")
+            .args(&[
+                "-p",
+                "flood=sh -c 'while :; do echo \"a line of output that nobody reads just now\"; done'",
+                "-o",
+                "flood.stdout_logfile=/dev/stdout",
+                "-p",
+                "tick=sh -c 'i=0; while :; do echo \"tick $i\"; i=$((i+1)); sleep 0.1; done'",
+            ])
+            .setup(move |c| {
+                c.stdout(write_end.try_clone().unwrap());
+            })
+            .start();
+        init.wait_log("tick stdout: tick 5");
+        // init answers while the flood's output waits.
+        wait_state(&init, "flood", "RUNNING");
+        init.wait_log("tick stdout: tick 15");
+        // Room again: what was held goes out, and the drop is counted.
+        let mut reader = std::fs::File::from(read_end);
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let limit = std::time::Instant::now() + secs(10.0);
+        let mut text = Vec::new();
+        while !init
+            .log_text()
+            .contains("of program output sent there were dropped")
+        {
+            assert!(
+                std::time::Instant::now() < limit,
+                "{mode:?}: no drop count\n{}",
+                init.log_text()
+            );
+            if let Ok(n) = reader.read(&mut buf) {
+                text.extend_from_slice(&buf[..n.min(buf.len())]);
+            }
+        }
+        let log = init.log_text();
+        assert!(
+            log.contains("WARN init's standard output was full: "),
+            "{log}"
+        );
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.lines().count() > 10, "{mode:?}");
+        let last_whole = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
+        for line in last_whole.lines() {
+            assert_eq!(line, "a line of output that nobody reads just now");
+        }
+        drop(reader);
+        init.stop();
+    }
+}
