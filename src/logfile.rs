@@ -49,7 +49,7 @@ impl Sink {
     pub fn open(config: &LogConfig) -> Sink {
         let (file, copy) = match &config.target {
             LogTarget::Stderr => (None, Some(&STDERR)),
-            LogTarget::Stdout => (None, Some(&STDOUT)),
+            LogTarget::Stdout => (None, Some(STDOUT.open())),
             LogTarget::File(path) => (
                 Some(FileSink {
                     file: RotatingFile::new(path.clone(), PRIVATE),

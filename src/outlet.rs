@@ -74,7 +74,7 @@ impl Outlets {
         }
         let target = match &output.place {
             Place::Log | Place::Discard => return None,
-            Place::Stdout => std_target(&STDOUT),
+            Place::Stdout => std_target(STDOUT.open()),
             Place::Stderr => std_target(&STDERR),
             Place::File(path) => {
                 let mut file = RotatingFile::new(path.clone(), SHARED);
@@ -96,13 +96,10 @@ impl Outlets {
         Some(OutletId(self.list.len() - 1))
     }
 
-    /// Adds one line of a read; `ended`: the program printed its newline
-    /// (a cut piece of a long line, or a last line without one, has none).
-    pub fn line(&mut self, line: &[u8], ended: bool) {
-        self.lines.extend_from_slice(line);
-        if ended {
-            self.lines.push(b'\n');
-        }
+    /// Adds whole lines of a read (or a piece of a line too long to wait
+    /// for, or the last one at the end), as printed.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.lines.extend_from_slice(bytes);
     }
 
     /// Sends the lines gathered since the last call to `id`, from program
@@ -141,8 +138,13 @@ impl Outlets {
                     dropped_lines,
                     dropped_bytes,
                 } => {
+                    // Lines already held wait for the poll to say there is
+                    // room: no write that would only find it full.
+                    let waiting = !held.is_empty();
                     hold(held, &lines, dropped_lines, dropped_bytes);
-                    write_held(std_stream, held, dropped_lines, dropped_bytes);
+                    if !waiting {
+                        write_held(std_stream, held, dropped_lines, dropped_bytes);
+                    }
                 }
             }
         }

@@ -23,17 +23,16 @@ pub struct LineBuffer {
 
 impl LineBuffer {
     /// Feeds a chunk read from the pipe; calls `emit` for every line that is
-    /// complete (without its newline), and for every piece cut from a line
-    /// too long to wait for; the flag says whether the newline followed.
-    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut (impl FnMut(&[u8], bool) + ?Sized)) {
+    /// complete (without its newline).
+    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
         while let Some(at) = find_newline(chunk) {
             let (line, rest) = chunk.split_at(at);
             chunk = rest.get(1..).unwrap_or(&[]);
             if self.partial.is_empty() {
-                emit_pieces(line, true, emit);
+                emit_pieces(line, emit);
             } else {
                 self.partial.extend_from_slice(line);
-                emit_pieces(&self.partial, true, emit);
+                emit_pieces(&self.partial, emit);
                 self.partial.clear();
             }
         }
@@ -48,7 +47,7 @@ impl LineBuffer {
         while self.partial.len() > MAX_LINE {
             let n = piece_len(&self.partial);
             if let Some(piece) = self.partial.get(..n) {
-                emit(piece, false);
+                emit(piece);
             }
             self.partial.drain(..n);
         }
@@ -56,9 +55,48 @@ impl LineBuffer {
 
     /// Emits the partial last line, if any: the program has exited or its
     /// pipe has closed.
-    pub fn finish(&mut self, emit: &mut (impl FnMut(&[u8], bool) + ?Sized)) {
+    pub fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
         if !self.partial.is_empty() {
-            emit_pieces(&self.partial, false, emit);
+            emit_pieces(&self.partial, emit);
+            self.partial.clear();
+        }
+        self.partial.shrink_to(0);
+    }
+}
+
+impl LineBuffer {
+    /// Feeds a chunk for a raw destination: `emit` gets the bytes as
+    /// printed, up to the last newline of the chunk (the partial line held
+    /// before it first), so that only whole lines go out; the rest waits
+    /// for its newline, or goes out in pieces of [`MAX_LINE`] once it is
+    /// longer. Nothing is split per line here: the cost is a chunk's.
+    pub fn feed_raw(&mut self, chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
+        let rest = match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(at) => {
+                let (whole, rest) = chunk.split_at(at + 1);
+                if !self.partial.is_empty() {
+                    emit(&self.partial);
+                    self.partial.clear();
+                }
+                emit(whole);
+                rest
+            }
+            None => chunk,
+        };
+        self.partial.extend_from_slice(rest);
+        while self.partial.len() > MAX_LINE {
+            let n = piece_len(&self.partial);
+            if let Some(piece) = self.partial.get(..n) {
+                emit(piece);
+            }
+            self.partial.drain(..n);
+        }
+    }
+
+    /// The partial last line, as printed (no newline added).
+    pub fn finish_raw(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if !self.partial.is_empty() {
+            emit(&self.partial);
             self.partial.clear();
         }
         self.partial.shrink_to(0);
@@ -76,17 +114,16 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// `line` in pieces of at most [`MAX_LINE`]; `ended` goes with the last.
-fn emit_pieces(line: &[u8], ended: bool, emit: &mut (impl FnMut(&[u8], bool) + ?Sized)) {
+fn emit_pieces(line: &[u8], emit: &mut impl FnMut(&[u8])) {
     if line.is_empty() {
-        emit(line, ended);
+        emit(line);
         return;
     }
     let mut rest = line;
     while !rest.is_empty() {
         let (piece, tail) = rest.split_at(piece_len(rest));
+        emit(piece);
         rest = tail;
-        emit(piece, ended && rest.is_empty());
     }
 }
 
@@ -178,7 +215,7 @@ impl Pipe {
                 }
                 Ok(n) => {
                     let chunk = buf.get(..n).unwrap_or(&[]);
-                    self.send(outlets, |lines, emit| lines.feed(chunk, emit));
+                    self.send(outlets, chunk, false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return PipeRead::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -194,27 +231,32 @@ impl Pipe {
     }
 
     fn finish(&mut self, outlets: &mut Outlets) {
-        self.send(outlets, |lines, emit| lines.finish(emit));
+        self.send(outlets, &[], true);
     }
 
-    /// The lines `split` finds, to where this pipe's lines go.
-    fn send(
-        &mut self,
-        outlets: &mut Outlets,
-        split: impl FnOnce(&mut LineBuffer, &mut dyn FnMut(&[u8], bool)),
-    ) {
+    /// A chunk read (or, at `end`, the partial last line) to where this
+    /// pipe's lines go.
+    fn send(&mut self, outlets: &mut Outlets, chunk: &[u8], end: bool) {
         let (name, stream) = (self.name.as_str(), self.stream);
         match self.dest {
-            Dest::Log => split(&mut self.lines, &mut |line, _| {
-                logging::output(name, stream, line);
-            }),
+            Dest::Log => {
+                let mut log = |line: &[u8]| logging::output(name, stream, line);
+                if end {
+                    self.lines.finish(&mut log);
+                } else {
+                    self.lines.feed(chunk, &mut log);
+                }
+            }
             Dest::Outlet(id) => {
-                split(&mut self.lines, &mut |line, ended| {
-                    outlets.line(line, ended)
-                });
+                let mut gather = |bytes: &[u8]| outlets.push(bytes);
+                if end {
+                    self.lines.finish_raw(&mut gather);
+                } else {
+                    self.lines.feed_raw(chunk, &mut gather);
+                }
                 outlets.send(id, name, stream);
             }
-            Dest::Discard => split(&mut self.lines, &mut |_, _| {}),
+            Dest::Discard => {}
         }
     }
 }
@@ -233,10 +275,10 @@ mod tests {
         let mut buf = LineBuffer::default();
         let mut out = Vec::new();
         for c in chunks {
-            buf.feed(c, &mut |l, _| out.push(l.to_vec()));
+            buf.feed(c, &mut |l| out.push(l.to_vec()));
         }
         if finish {
-            buf.finish(&mut |l, _| out.push(l.to_vec()));
+            buf.finish(&mut |l| out.push(l.to_vec()));
         }
         out
     }
@@ -246,16 +288,18 @@ mod tests {
     fn raw(chunks: &[&[u8]]) -> Vec<u8> {
         let mut buf = LineBuffer::default();
         let mut out = Vec::new();
-        let mut emit = |l: &[u8], ended: bool| {
-            out.extend_from_slice(l);
-            if ended {
-                out.push(b'\n');
-            }
-        };
         for c in chunks {
-            buf.feed(c, &mut emit);
+            let mut block = Vec::new();
+            buf.feed_raw(c, &mut |l| block.extend_from_slice(l));
+            // What one read sends: whole lines, or pieces of a line too
+            // long to wait for.
+            assert!(
+                block.is_empty() || block.ends_with(b"\n") || block.len() >= MAX_LINE - 3,
+                "{block:?}"
+            );
+            out.extend(block);
         }
-        buf.finish(&mut emit);
+        buf.finish_raw(&mut |l| out.extend_from_slice(l));
         out
     }
 
@@ -339,7 +383,7 @@ mod tests {
         let mut buf = LineBuffer::default();
         let mut count = 0;
         for _ in 0..100 {
-            buf.feed(&[b'y'; 1000], &mut |l, _| {
+            buf.feed(&[b'y'; 1000], &mut |l| {
                 assert_eq!(l.len(), MAX_LINE);
                 count += 1;
             });

@@ -22,7 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 
 use nix::fcntl::OFlag;
@@ -51,6 +51,8 @@ pub struct StdStream {
     mid_line: AtomicBool,
     /// Bytes left out since the pipe filled.
     dropped: AtomicU64,
+    /// [`StdStream::open`] has run.
+    opened: Once,
 }
 
 pub static STDERR: StdStream = StdStream::new(2, "standard error");
@@ -68,11 +70,11 @@ pub enum Outcome {
     },
 }
 
-/// Sets up non-blocking writes where fds 1 and 2 could block. Called once,
-/// early; until then (a usage error) writes simply block, as anything's do.
+/// Sets up non-blocking writes where fd 2 could block. Called once,
+/// early; until then (a usage error) writes simply block, as anything's
+/// do. fd 1 is set up by [`StdStream::open`] where init writes to it.
 pub fn init() {
-    STDERR.init();
-    STDOUT.init();
+    STDERR.open();
 }
 
 /// Writes `bytes` to standard error without ever blocking on a full pipe.
@@ -90,6 +92,7 @@ impl StdStream {
             full: AtomicBool::new(false),
             mid_line: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            opened: Once::new(),
         }
     }
 
@@ -107,7 +110,13 @@ impl StdStream {
         }
     }
 
-    fn init(&self) {
+    /// Sets up non-blocking writes, once: where init writes to it at all.
+    pub fn open(&'static self) -> &'static StdStream {
+        self.opened.call_once(|| self.set_up());
+        self
+    }
+
+    fn set_up(&self) {
         let Ok(meta) = self.with_std(|fd| fstat(fd)) else {
             return;
         };
