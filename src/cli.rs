@@ -14,15 +14,13 @@ use std::path::Path;
 use getopts::{Fail, Matches, Options};
 
 use crate::config::MAIN_NAME;
-use crate::config::{
-    Config, ExitCodes, LogConfig, LogLevel, LogTarget, Policy, ProgramKind, ProgramName,
-    ProgramSpec, Seconds,
-};
+use crate::config::{Config, LogConfig, LogTarget, ProgramKind, ProgramName, ProgramSpec};
 use crate::destination::Place;
 use crate::expand;
 use crate::order;
 use crate::settings::{self, Key, Settings};
 use crate::shellwords;
+use crate::values::{ExitCodes, Level, Policy, Seconds};
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
 pub const DEFAULT_CONTROL: &str = "/tmp/.cocalc/cocalc-init.sock";
@@ -661,21 +659,19 @@ fn parse_init_script(
     })
 }
 
-fn log_level(m: &Matches) -> Result<LogLevel, UsageError> {
+fn log_level(m: &Matches) -> Result<Level, UsageError> {
     let named = match m.opt_str(LOG_LEVEL) {
-        Some(text) => {
-            Some(LogLevel::parse(&text).map_err(|e| usage(format!("--{LOG_LEVEL}: {e}")))?)
-        }
+        Some(text) => Some(Level::parse(&text).map_err(|e| usage(format!("--{LOG_LEVEL}: {e}")))?),
         None => None,
     };
     match (m.opt_present(VERBOSE), named) {
-        (true, Some(level)) if level != LogLevel::Debug => Err(usage(format!(
+        (true, Some(level)) if level != Level::Debug => Err(usage(format!(
             "-v means --log-level debug, which --log-level {} contradicts",
             level.name()
         ))),
-        (true, _) => Ok(LogLevel::Debug),
+        (true, _) => Ok(Level::Debug),
         (false, Some(level)) => Ok(level),
-        (false, None) => LogLevel::parse(DEFAULT_LOG_LEVEL).map_err(usage),
+        (false, None) => Level::parse(DEFAULT_LOG_LEVEL).map_err(usage),
     }
 }
 
@@ -733,7 +729,7 @@ mod tests {
         assert_eq!(c.log.max_bytes, 10_485_760);
         assert_eq!(c.log.backups, 3);
         assert!(!c.log.quiet);
-        assert_eq!(c.log.level, LogLevel::Info);
+        assert_eq!(c.log.level, Level::Info);
         assert_eq!(c.main, Some(c_args(&["true"])));
     }
 
@@ -784,7 +780,7 @@ mod tests {
         assert_eq!(c.log.target, LogTarget::File("/work/log".into()));
         assert_eq!((c.log.max_bytes, c.log.backups), (100, 0));
         assert!(c.log.quiet);
-        assert_eq!(c.log.level, LogLevel::Debug);
+        assert_eq!(c.log.level, Level::Debug);
         assert_eq!(c.main, None);
         let c = run(&[
             "--exitcodes=3",
@@ -805,7 +801,7 @@ mod tests {
     fn short_clusters_attached_values_and_option_like_values() {
         let c = run(&["-qvx1", "-pa=x", "--log", "-q", "-s0"]);
         assert!(c.log.quiet);
-        assert_eq!(c.log.level, LogLevel::Debug);
+        assert_eq!(c.log.level, Level::Debug);
         assert!(c.policy.exitcodes.contains(1) && !c.policy.exitcodes.contains(0));
         assert_eq!(c.programs[0].name.as_str(), "a");
         // A value is taken as it is, even when it looks like an option.
@@ -852,9 +848,9 @@ mod tests {
     #[test]
     fn log_levels_and_standard_stream_spellings() {
         for (args, level) in [
-            (&["--log-level", "warn"][..], LogLevel::Warn),
-            (&["--log-level=error"], LogLevel::Error),
-            (&["-v", "--log-level", "debug"], LogLevel::Debug),
+            (&["--log-level", "warn"][..], Level::Warn),
+            (&["--log-level=error"], Level::Error),
+            (&["-v", "--log-level", "debug"], Level::Debug),
         ] {
             let mut list = args.to_vec();
             list.extend(["--", "x"]);
@@ -893,7 +889,7 @@ mod tests {
     fn flags_may_repeat() {
         let c = run(&["-vv", "-q", "--quiet", "--", "x"]);
         assert!(c.log.quiet);
-        assert_eq!(c.log.level, LogLevel::Debug);
+        assert_eq!(c.log.level, Level::Debug);
         assert!(matches!(
             parse(&args(&["--check", "--check", "--", "x"]), Path::new("/")),
             Ok(Request::Check(_))

@@ -19,11 +19,11 @@
 use std::io::{self, Write};
 
 use crate::config::{LogConfig, LogTarget};
-use crate::logging::Level;
 use crate::messages;
 use crate::rotating::{PRIVATE, RotatingFile};
 use crate::stamp;
 use crate::stdio::{self, STDERR, STDOUT, StdStream};
+use crate::values::Level;
 
 /// The file side of the log.
 struct FileSink {
@@ -194,7 +194,7 @@ mod tests {
             max_bytes: max,
             backups,
             quiet: true,
-            level: crate::config::LogLevel::Info,
+            level: crate::values::Level::Info,
         }
     }
 

@@ -14,54 +14,17 @@ use std::fmt;
 use log::LevelFilter;
 use simplelog::{ConfigBuilder, WriteLogger};
 
-use crate::config::{LogConfig, LogLevel};
+use crate::config::LogConfig;
 use crate::logfile::Sink;
 use crate::stamp;
+use crate::values::{Level, Stream};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Critical,
-}
-
-impl Level {
-    /// supervisord's four-letter level words.
-    pub fn word(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBG",
-            Level::Info => "INFO",
-            Level::Warn => "WARN",
-            Level::Error => "ERRO",
-            Level::Critical => "CRIT",
-        }
-    }
-
-    fn to_log(self) -> log::Level {
-        match self {
-            Level::Debug => log::Level::Debug,
-            Level::Info => log::Level::Info,
-            Level::Warn => log::Level::Warn,
-            Level::Error | Level::Critical => log::Level::Error,
-        }
-    }
-}
-
-/// Which pipe a program line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn word(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
+fn to_log(level: Level) -> log::Level {
+    match level {
+        Level::Debug => log::Level::Debug,
+        Level::Info => log::Level::Info,
+        Level::Warn => log::Level::Warn,
+        Level::Error | Level::Critical => log::Level::Error,
     }
 }
 
@@ -71,10 +34,10 @@ impl Stream {
 pub fn init(config: &LogConfig) -> bool {
     stamp::read_local_offset();
     let filter = match config.level {
-        LogLevel::Debug => LevelFilter::Debug,
-        LogLevel::Info => LevelFilter::Info,
-        LogLevel::Warn => LevelFilter::Warn,
-        LogLevel::Error => LevelFilter::Error,
+        Level::Debug => LevelFilter::Debug,
+        Level::Info => LevelFilter::Info,
+        Level::Warn => LevelFilter::Warn,
+        Level::Error | Level::Critical => LevelFilter::Error,
     };
     let format = ConfigBuilder::new()
         .set_max_level(LevelFilter::Off)
@@ -93,12 +56,7 @@ pub fn init(config: &LogConfig) -> bool {
 /// One line of init's own: `STAMP LEVEL message`. The message is written
 /// (and the stamp read) only if the level is kept: `log!` checks first.
 pub fn line(level: Level, message: impl fmt::Display) {
-    log::log!(
-        level.to_log(),
-        "{} {} {message}",
-        stamp::now(),
-        level.word()
-    );
+    log::log!(to_log(level), "{} {} {message}", stamp::now(), level.word());
 }
 
 pub fn debug(message: impl fmt::Display) {

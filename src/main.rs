@@ -31,12 +31,14 @@ mod rotating;
 mod settings;
 mod shellwords;
 mod signals;
+mod signame;
 mod spawn;
 mod stamp;
 mod status;
 mod stdio;
 mod supervisor;
 mod user;
+mod values;
 mod verbs;
 
 use std::ffi::OsString;
@@ -50,7 +52,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::logging::Level;
+use crate::values::Level;
 
 // Not in the unit-test build, whose harness has its own main.
 #[cfg(not(test))]

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use nix::unistd::Pid;
 
-use crate::config::{MAIN_NAME, Seconds};
-use crate::logging::Stream;
+use crate::config::MAIN_NAME;
 use crate::settings::Ready;
-use crate::signals::signal_name;
+use crate::signame::signal_name;
 use crate::spawn::SpawnError;
 use crate::status::ExitKind;
+use crate::values::{Seconds, Stream};
 
 pub fn started(pid: Pid) -> impl Display {
     text(move |f| {

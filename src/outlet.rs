@@ -16,10 +16,11 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 use crate::destination::{Output, Place};
-use crate::logging::{self, Stream};
+use crate::logging;
 use crate::messages;
 use crate::rotating::{Modes, RotatingFile};
 use crate::stdio::{STDERR, STDOUT, StdStream};
+use crate::values::Stream;
 
 /// What a full stdout or stderr may hold back before lines are dropped.
 pub const HELD_MAX: usize = 256 * 1024;

@@ -8,9 +8,10 @@ use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use crate::logging::{self, Stream};
+use crate::logging;
 use crate::messages;
 use crate::outlet::{OutletId, Outlets};
+use crate::values::Stream;
 
 /// The longest line logged in one piece.
 pub const MAX_LINE: usize = 8 * 1024;

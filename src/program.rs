@@ -28,9 +28,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
-use crate::config::{Policy, ProgramName};
+use crate::config::ProgramName;
 use crate::settings::{AutoRestart, Ready, Settings};
 use crate::status::ExitKind;
+use crate::values::Policy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -649,11 +650,11 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ExitCodes, Seconds};
     use crate::settings::{AutoRestart, Ready, Settings};
+    use crate::values::{ExitCodes, Seconds};
 
     fn policy() -> Policy {
-        crate::config::test_policy()
+        crate::values::test_policy()
     }
 
     fn program(now: Instant) -> Program {

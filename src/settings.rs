@@ -6,10 +6,10 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::config::{ExitCodes, Policy, Seconds};
 use crate::destination::{self, Output, Place};
-use crate::signals::{signal_name, signal_number};
+use crate::signame::{signal_name, signal_number};
 use crate::user::Account;
+use crate::values::{ExitCodes, Policy, Seconds};
 
 /// What follows an exit that was not asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,7 +528,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        crate::config::test_policy()
+        crate::values::test_policy()
     }
 
     fn set(key: &str, value: &str) -> Result<Settings, String> {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::signals::signal_name;
+use crate::signame::signal_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {

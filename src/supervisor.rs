@@ -21,12 +21,10 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
-use crate::config::{
-    CONTROL_VAR, Config, MAIN_NAME, PROGRAM_VAR, Policy, ProgramKind, ProgramName,
-};
+use crate::config::{CONTROL_VAR, Config, MAIN_NAME, PROGRAM_VAR, ProgramKind, ProgramName};
 use crate::control::Control;
 use crate::destination::Place;
-use crate::logging::{self, Level, Stream};
+use crate::logging;
 use crate::messages;
 use crate::notify::Notify;
 use crate::order;
@@ -38,6 +36,7 @@ use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::stdio;
+use crate::values::{Level, Policy, Stream};
 
 mod readiness;
 mod requests;

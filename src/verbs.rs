@@ -5,7 +5,7 @@
 //! (which checks every line it receives).
 
 use crate::config::{ALL_NAME as ALL, MAIN_NAME};
-use crate::signals;
+use crate::signame;
 
 pub const VERBS: [&str; 6] = ["status", "start", "stop", "restart", "signal", "wait"];
 
@@ -104,7 +104,7 @@ pub fn parse(words: &[&str]) -> Result<Command, String> {
             let Some((sig, rest)) = rest.split_first() else {
                 return Err("signal: give a SIGNAL and NAME...|all".into());
             };
-            let Some(n) = signals::signal_number(sig) else {
+            let Some(n) = signame::signal_number(sig) else {
                 return Err(format!("signal: '{sig}' is not a signal name or number"));
             };
             (Verb::Signal(n), rest)
