@@ -225,6 +225,30 @@ def orphans():
             ["init", f"N = {small}", f"N = {large}", "per reap", "vs catatonit"], rows)
 
 
+def wakeups():
+    """callgrind's count for `INIT -- perl orphans.pl N serial`: the
+    orphans end one at a time, each once the one before is reaped, so
+    each is one wake-up of the init's loop; the difference over the
+    difference in orphans is the cost of one whole turn."""
+    small, large = 200, 2000
+    counts = {}
+    for name, argv in REAPERS.items():
+        for n in (small, large):
+            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+                                 + argv + ["perl", ORPHANS, str(n), "serial"], capture_output=True, text=True)
+            found = re.search(r"Collected : (\d+)", out.stderr)
+            counts[(name, n)] = int(found.group(1)) if found else None
+    per = {name: (counts[(name, large)] - counts[(name, small)]) / (large - small)
+           for name in REAPERS if counts[(name, large)] and counts[(name, small)]}
+    rows = []
+    for name in REAPERS:
+        ratio = f"{per[name] / per['catatonit']:.2f}" if name in per and per.get("catatonit") else "?"
+        rows.append([name, counts[(name, small)], counts[(name, large)],
+                     f"{per[name]:.0f}" if name in per else "?", ratio])
+    section("wake-ups: callgrind instructions, INIT -- perl orphans.pl N serial (one orphan a wake-up)",
+            ["init", f"N = {small}", f"N = {large}", "per wake-up", "vs catatonit (bar <= 3)"], rows)
+
+
 # 4. signal forwarding latency --------------------------------------------
 ACK = r"""
 import os, signal, sys
@@ -502,7 +526,7 @@ def key(heading):
 
 
 def main():
-    every = ["start_exit", "idle", "reaping", "orphans", "forwarding", "restart", "control", "capture", "blocked",
+    every = ["start_exit", "idle", "reaping", "orphans", "wakeups", "forwarding", "restart", "control", "capture", "blocked",
              "size"]
     only = sys.argv[2:] or every
     for name in only:

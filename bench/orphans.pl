@@ -3,8 +3,13 @@
 # at once (this process reaps the child); the grandchildren, now the init's
 # (PID 1 or a subreaper), block on a pipe until it is closed. bench.py runs
 # it as `INIT -- perl orphans.pl N` under callgrind.
+#
+# With `serial` after N, the orphans end one at a time instead, each only
+# once the one before is reaped: one orphan a wake-up of the init, so the
+# count measures a whole turn of its loop.
 use POSIX ();
 my $n = shift;
+my $serial = (shift // '') eq 'serial';
 pipe(my $r, my $w) or die;
 pipe(my $pr, my $pw) or die;
 for (1..$n) {
@@ -21,6 +26,13 @@ for (1..$n) {
 close $pw; close $r;
 my @orphans;
 while (sysread($pr, my $b, 4) == 4) { push @orphans, unpack("L", $b); }
+if ($serial) {
+    for my $g (@orphans) {
+        kill 'KILL', $g;
+        select(undef, undef, undef, 0.0002) while kill(0, $g);
+    }
+    exit 0;
+}
 # The init is stopped while the orphans end, so that it finds them all
 # zombies at one wake-up: its count of wake-ups, and so of instructions,
 # does not depend on how the scheduler spreads their ends.

@@ -10,6 +10,7 @@
 //! line goes through.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use log::LevelFilter;
 use simplelog::{ConfigBuilder, WriteLogger};
@@ -56,7 +57,11 @@ pub fn init(config: &LogConfig) -> bool {
 /// One line of init's own: `STAMP LEVEL message`. The message is written
 /// (and the stamp read) only if the level is kept: `log!` checks first.
 pub fn line(level: Level, message: impl fmt::Display) {
-    log::log!(to_log(level), "{} {} {message}", stamp::now(), level.word());
+    let level_of_log = to_log(level);
+    if level_of_log <= log::max_level() {
+        UNFLUSHED.store(true, Relaxed);
+        log::log!(level_of_log, "{} {} {message}", stamp::now(), level.word());
+    }
 }
 
 pub fn debug(message: impl fmt::Display) {
@@ -77,6 +82,7 @@ pub fn error(message: impl fmt::Display) {
 
 /// A line a program printed: `STAMP INFO NAME stdout: LINE`.
 pub fn output(name: &str, stream: Stream, line: &[u8]) {
+    UNFLUSHED.store(true, Relaxed);
     log::info!(
         "{} INFO {name} {}: {}",
         stamp::now(),
@@ -85,10 +91,16 @@ pub fn output(name: &str, stream: Stream, line: &[u8]) {
     );
 }
 
+/// A line has gone to the sink since the last [`flush`].
+static UNFLUSHED: AtomicBool = AtomicBool::new(false);
+
 /// Writes what the sink holds: once a turn of the main loop, before it
-/// sleeps, so a burst of lines costs one write.
+/// sleeps, so a burst of lines costs one write. A turn that logged nothing
+/// costs no lock.
 pub fn flush() {
-    log::logger().flush();
+    if UNFLUSHED.swap(false, Relaxed) {
+        log::logger().flush();
+    }
 }
 
 /// Program output as text: valid UTF-8 as it is (no copy), each invalid

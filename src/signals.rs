@@ -107,6 +107,9 @@ fn set_of(signals: impl Iterator<Item = i32>) -> SigSet {
 /// The signalfd and the mask behind it. Dropping it does not unblock.
 pub struct Signals {
     fd: SignalFd,
+    /// Where records are read: made once, so that a read costs no
+    /// zeroing of a fresh buffer.
+    buf: Box<[u8; RECORD * BATCH]>,
 }
 
 impl Signals {
@@ -132,7 +135,10 @@ impl Signals {
         let set = set_of(handled());
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-        Ok(Signals { fd })
+        Ok(Signals {
+            fd,
+            buf: Box::new([0; RECORD * BATCH]),
+        })
     }
 
     /// Appends every pending signal, and the pid that sent it (0 from the
@@ -140,10 +146,10 @@ impl Signals {
     /// at a read that did not fill the buffer: a lone signal costs one
     /// read, not a second one to learn that nothing follows. (nix's
     /// `read_signal` reads one record a call.)
-    pub fn read_pending(&self, out: &mut Vec<Received>) -> Result<(), Errno> {
-        let mut buf = [0u8; RECORD * BATCH];
+    pub fn read_pending(&mut self, out: &mut Vec<Received>) -> Result<(), Errno> {
+        let buf = &mut *self.buf;
         loop {
-            let n = match nix::unistd::read(&self.fd, &mut buf) {
+            let n = match nix::unistd::read(&self.fd, buf) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => return Ok(()),
                 Err(Errno::EINTR) => continue,
@@ -351,9 +357,10 @@ mod tests {
             let sig = libc::SIGRTMIN() + 5;
             let set = set_of([sig].into_iter());
             set.thread_block().unwrap();
-            let signals = Signals {
+            let mut signals = Signals {
                 fd: SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
                     .unwrap(),
+                buf: Box::new([0; RECORD * BATCH]),
             };
             let mut out = Vec::new();
             signals.read_pending(&mut out).unwrap();

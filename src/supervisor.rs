@@ -90,13 +90,16 @@ struct Woken {
 
 impl Woken {
     fn clear(&mut self, pipes: usize, notify: usize, probes: usize) {
+        fn unset(flags: &mut Vec<bool>, n: usize) {
+            flags.clear();
+            if n > 0 {
+                flags.resize(n, false);
+            }
+        }
         self.signals = false;
-        self.notify.clear();
-        self.notify.resize(notify, false);
-        self.pipes.clear();
-        self.pipes.resize(pipes, false);
-        self.probes.clear();
-        self.probes.resize(probes, false);
+        unset(&mut self.notify, notify);
+        unset(&mut self.pipes, pipes);
+        unset(&mut self.probes, probes);
         self.outlets.clear();
         self.control.clear();
     }
@@ -212,6 +215,20 @@ pub struct Supervisor {
     received: Vec<Received>,
     /// Where program output goes raw: files, init's stdout and stderr.
     outlets: Outlets,
+    /// The poll list and what each of its fds is, empty between waits:
+    /// kept for their allocations, so that a turn makes none.
+    poll_fds: Vec<PollFd<'static>>,
+    poll_sources: Vec<Source>,
+}
+
+/// An empty poll list's allocation, for a list that borrows the fds of
+/// another turn: std collects a mapped `into_iter` in place, so no turn
+/// allocates a list anew.
+// The filter_map changes the lifetime: no element is ever mapped.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'a>(mut fds: Vec<PollFd<'_>>) -> Vec<PollFd<'a>> {
+    fds.clear();
+    fds.into_iter().filter_map(|_| None).collect()
 }
 
 /// What init launched before its log existed, so that the main command's
@@ -406,6 +423,8 @@ impl Supervisor {
             skipped,
             received: Vec::new(),
             outlets: Outlets::default(),
+            poll_fds: Vec::new(),
+            poll_sources: Vec::new(),
         }
     }
 
@@ -458,8 +477,13 @@ impl Supervisor {
             if reap {
                 self.reap(now);
             }
-            self.on_timers(Instant::now());
-            self.settle_waiters(Instant::now());
+            // One clock read a turn: what came due while this turn's
+            // events were handled is handled at the next, which the
+            // timeout (from a fresh read) makes at once.
+            self.on_timers(now);
+            if !self.waiters.is_empty() {
+                self.settle_waiters(now);
+            }
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
@@ -483,12 +507,14 @@ impl Supervisor {
 
     /// Reads and acts on every pending signal. True if one was SIGCHLD.
     fn on_signals(&mut self, now: Instant) -> bool {
-        let mut pending = std::mem::take(&mut self.received);
-        if let Err(e) = self.signals.read_pending(&mut pending) {
+        self.received.clear();
+        if let Err(e) = self.signals.read_pending(&mut self.received) {
             self.wait_failed("reading signals", e);
         }
         let mut reap = false;
-        for received in pending.drain(..) {
+        let mut next = 0;
+        while let Some(&received) = self.received.get(next) {
+            next += 1;
             if received.sender == self.me.as_raw() {
                 // Raised by our own write (a closed stderr gives SIGPIPE):
                 // not to be passed on to the programs.
@@ -503,8 +529,6 @@ impl Supervisor {
                 Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
             }
         }
-        // Kept, empty, for its capacity.
-        self.received = pending;
         reap
     }
 
@@ -555,7 +579,17 @@ impl Supervisor {
     /// and the pass repeats while one start made another program up
     /// (startsecs 0), so that a chain starts in one turn.
     fn start_due(&mut self, now: Instant) {
-        if !self.phase.is_supervising() {
+        // Only a program waiting or starting, or a held main command, can
+        // have anything to do here.
+        let waiting = |p: &Program| {
+            matches!(
+                p.state,
+                crate::program::State::Waiting { .. } | crate::program::State::Starting { .. }
+            )
+        };
+        if !self.phase.is_supervising()
+            || (self.main_held.is_none() && !self.programs.iter().any(waiting))
+        {
             return;
         }
         for program in &mut self.programs {
@@ -721,11 +755,14 @@ impl Supervisor {
     fn on_timers(&mut self, now: Instant) {
         match &mut self.phase {
             Phase::Supervising => {
-                self.release_held(now);
-                // Probes first: a program up now lets those after it start.
-                self.probe_due(now);
-                self.start_due(now);
-                self.kill_due(now);
+                // Without programs (tini-style) no program timer can be due.
+                if !self.programs.is_empty() || self.main_held.is_some() {
+                    self.release_held(now);
+                    // Probes first: a program up now lets those after it start.
+                    self.probe_due(now);
+                    self.start_due(now);
+                    self.kill_due(now);
+                }
                 if let Some(control) = self.control.as_mut() {
                     control.on_timers(now);
                 }
@@ -829,8 +866,9 @@ impl Supervisor {
                 PollTimeout::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = Vec::with_capacity(2 + self.pipes.len() + self.probes.len());
-        let mut sources = Vec::with_capacity(fds.capacity());
+        let mut fds = recycle(std::mem::take(&mut self.poll_fds));
+        let sources = &mut self.poll_sources;
+        sources.clear();
         fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
         sources.push(Source::Signals);
         for (i, pipe) in self.pipes.iter().enumerate() {
@@ -856,17 +894,17 @@ impl Supervisor {
         let result = poll(&mut fds, timeout);
         self.woken
             .clear(self.pipes.len(), self.notify.len(), self.probes.len());
-        match result {
-            Ok(_) => {
-                for (fd, source) in fds.iter().zip(sources) {
-                    let ready = fd.revents().is_some_and(|r| !r.is_empty());
-                    self.woken.set(source, ready);
-                }
-                self.wait_failing = false;
+        if result.is_ok() {
+            for (fd, &source) in fds.iter().zip(&self.poll_sources) {
+                let ready = fd.revents().is_some_and(|r| !r.is_empty());
+                self.woken.set(source, ready);
             }
+        }
+        self.poll_fds = recycle(fds);
+        match result {
+            Ok(_) => self.wait_failing = false,
             Err(Errno::EINTR) => {}
             Err(e) => {
-                drop(fds);
                 self.wait_failed("poll", e);
                 // Do not spin on a persistent failure.
                 std::thread::sleep(Duration::from_millis(100));
@@ -874,8 +912,6 @@ impl Supervisor {
         }
     }
 
-    /// Logs a failure to wait or to read signals, once until waiting works
-    /// again.
     /// Outlets whose fd has room again: what they hold goes out.
     fn on_outlets(&mut self) {
         for &id in &self.woken.outlets {
@@ -883,6 +919,8 @@ impl Supervisor {
         }
     }
 
+    /// Logs a failure to wait or to read signals, once until waiting works
+    /// again.
     fn wait_failed(&mut self, what: &str, e: Errno) {
         if !self.wait_failing {
             self.wait_failing = true;
@@ -919,24 +957,37 @@ impl Supervisor {
         }
     }
 
+    /// Whose exit it is. An orphan's (the common case as PID 1) costs a
+    /// compare and a scan: the handlers of the others are kept out of
+    /// line, so that reaping one pays for none of their set-up.
     fn on_exit(&mut self, pid: Pid, how: ExitKind, now: Instant) {
-        if let Some(main) = self
+        if self
             .main
-            .as_mut()
-            .filter(|m| m.pid == pid && m.exit.is_none())
+            .as_ref()
+            .is_some_and(|m| m.pid == pid && m.exit.is_none())
         {
+            self.main_exited(how, now);
+        } else if let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) {
+            self.program_exited(index, pid, how, now);
+        } else {
+            logging::debug(messages::reaped_unknown(pid, how));
+        }
+    }
+
+    #[inline(never)]
+    fn main_exited(&mut self, how: ExitKind, now: Instant) {
+        if let Some(main) = self.main.as_mut() {
             main.exit = Some(how);
             main.ended_at = Some(SystemTime::now());
-            logging::info(messages::exited_main(how));
-            if self.phase.is_supervising() {
-                self.begin_shutdown(signals::SIGTERM, now);
-            }
-            return;
         }
-        let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) else {
-            logging::debug(messages::reaped_unknown(pid, how));
-            return;
-        };
+        logging::info(messages::exited_main(how));
+        if self.phase.is_supervising() {
+            self.begin_shutdown(signals::SIGTERM, now);
+        }
+    }
+
+    #[inline(never)]
+    fn program_exited(&mut self, index: usize, pid: Pid, how: ExitKind, now: Instant) {
         self.drop_probes(index);
         // What the program wrote before it died goes above its exit line.
         if self.buf.len() < READ_CHUNK {

@@ -22,8 +22,10 @@ impl Supervisor {
     /// sender already gone (a helper reaped at once) cannot be checked:
     /// the socket alone then says whose it is.
     pub(super) fn on_notify(&mut self) {
-        let woken = std::mem::take(&mut self.woken.notify);
-        for (k, _) in woken.iter().enumerate().filter(|(_, ready)| **ready) {
+        for k in 0..self.woken.notify.len() {
+            if self.woken.notify.get(k) != Some(&true) {
+                continue;
+            }
             // A bounded batch a turn: a flood cannot starve signals and
             // exits; what is left keeps the socket readable.
             for _ in 0..NOTIFY_PER_TURN {

@@ -56,11 +56,10 @@ const STATE_WIDTH: usize = 10;
 impl Supervisor {
     /// Takes the control socket's news: new requests are acted on.
     pub(super) fn on_control(&mut self, now: Instant) {
-        let ready = std::mem::take(&mut self.woken.control);
         let Some(control) = self.control.as_mut() else {
             return;
         };
-        for request in control.on_ready(&ready, now) {
+        for request in control.on_ready(&self.woken.control, now) {
             self.on_request(request, now);
         }
     }

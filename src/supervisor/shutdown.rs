@@ -420,7 +420,9 @@ impl Supervisor {
                 });
             }
         }
-        self.apply(&kills);
+        if !kills.is_empty() {
+            self.apply(&kills);
+        }
     }
 
     /// `-g` is over for the main command while a program's longer
