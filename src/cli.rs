@@ -607,14 +607,33 @@ fn check_outputs(programs: &[ProgramSpec], log: &LogTarget) -> Result<(), UsageE
             )));
         }
         for (key, output) in [("stdout_logfile", &s.stdout), ("stderr_logfile", &s.stderr)] {
-            if let (Place::File(path), LogTarget::File(own)) = (&output.place, log) {
-                if path == own {
-                    return Err(usage(format!(
-                        "--option '{name}.{key}={}': that is init's own log; \
-                         leave {key} unset to log there",
-                        path.display()
-                    )));
-                }
+            let Place::File(path) = &output.place else {
+                continue;
+            };
+            let bad = |why: String| {
+                Err(usage(format!(
+                    "--option '{name}.{key}={}': {why}",
+                    path.display()
+                )))
+            };
+            if matches!(log, LogTarget::File(own) if own == path) {
+                return bad(format!(
+                    "that is init's own log; leave {key} unset to log there"
+                ));
+            }
+            // One file, one rotation: the streams that share it agree.
+            let mut every = programs
+                .iter()
+                .flat_map(|p| [&p.settings.stdout, &p.settings.stderr]);
+            if let Some(other) = every.find(|o| {
+                o.place == output.place
+                    && (o.max_bytes, o.backups) != (output.max_bytes, output.backups)
+            }) {
+                return bad(format!(
+                    "another stream shares the file and rotates it at {} bytes with {} backups, \
+                     not {} with {}",
+                    other.max_bytes, other.backups, output.max_bytes, output.backups
+                ));
             }
         }
     }

@@ -23,16 +23,25 @@ pub enum Place {
 
 impl Place {
     pub fn parse(text: &str) -> Result<Place, String> {
-        Ok(match text {
+        // As a path is written (`//`, `/./` folded), so that two spellings
+        // of one file are one place.
+        let path: PathBuf = std::path::Path::new(text).components().collect();
+        let is = |names: [&str; 3]| names.iter().any(|n| path.as_os_str() == *n);
+        Ok(match text.to_ascii_uppercase().as_str() {
             "" => return Err("the destination is empty".into()),
             "AUTO" => Place::Log,
-            "NONE" => Place::Discard,
-            "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => Place::Stdout,
-            "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => Place::Stderr,
-            path if path.starts_with('/') => Place::File(PathBuf::from(path)),
-            other => {
+            "NONE" | "OFF" => Place::Discard,
+            "SYSLOG" => {
+                return Err(
+                    "syslog is not supported: send the output to /dev/stdout or a file".into(),
+                );
+            }
+            _ if is(["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"]) => Place::Stdout,
+            _ if is(["/dev/stderr", "/dev/fd/2", "/proc/self/fd/2"]) => Place::Stderr,
+            _ if path.is_absolute() => Place::File(path),
+            _ => {
                 return Err(format!(
-                    "'{other}' is not an absolute path, NONE, AUTO, /dev/stdout or /dev/stderr"
+                    "'{text}' is not an absolute path, NONE, AUTO, /dev/stdout or /dev/stderr"
                 ));
             }
         })
@@ -138,6 +147,19 @@ mod tests {
                 .contains("not an absolute path")
         );
         assert!(Place::parse("").is_err());
+        assert_eq!(Place::parse("none"), Ok(Place::Discard));
+        assert_eq!(Place::parse("off"), Ok(Place::Discard));
+        assert_eq!(Place::parse("Auto"), Ok(Place::Log));
+        assert!(
+            Place::parse("syslog")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert_eq!(
+            Place::parse("/var//log/./x.log"),
+            Ok(Place::File("/var/log/x.log".into()))
+        );
+        assert_eq!(Place::parse("/dev//stdout"), Ok(Place::Stdout));
     }
 
     #[test]

@@ -48,8 +48,14 @@ pub struct Sink {
 impl Sink {
     pub fn open(config: &LogConfig) -> Sink {
         let (file, copy) = match &config.target {
-            LogTarget::Stderr => (None, Some(&STDERR)),
-            LogTarget::Stdout => (None, Some(STDOUT.open())),
+            LogTarget::Stderr => {
+                STDERR.set_unbacked();
+                (None, Some(&STDERR))
+            }
+            LogTarget::Stdout => {
+                STDOUT.set_unbacked();
+                (None, Some(STDOUT.open()))
+            }
             LogTarget::File(path) => (
                 Some(FileSink {
                     file: RotatingFile::new(path.clone(), PRIVATE),

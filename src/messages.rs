@@ -267,6 +267,16 @@ pub fn output_file_writable_again(file: &Path) -> impl Display {
 }
 
 /// Program output dropped while init's stdout or stderr was full.
+/// init's stdout or stderr cannot be written at all.
+pub fn output_gone(what: &'static str, error: &io::Error) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "cannot write init's {what}: {error}; program output sent there is dropped from now on"
+        )
+    })
+}
+
 /// `what`: "standard output" or "standard error".
 pub fn output_dropped(what: &'static str, lines: u64, bytes: u64) -> impl Display {
     text(move |f| {

@@ -14,6 +14,9 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use nix::poll::PollTimeout;
 
 use crate::destination::{Output, Place};
 use crate::logging;
@@ -45,13 +48,19 @@ enum Target {
         /// The failure has been logged and not yet cleared.
         failing: bool,
     },
-    Std {
-        stream: &'static StdStream,
-        /// Whole lines not yet written (the first may be partly written).
-        held: Vec<u8>,
-        dropped_lines: u64,
-        dropped_bytes: u64,
-    },
+    Std(StdOut),
+}
+
+/// The raw writer of init's stdout or stderr.
+struct StdOut {
+    stream: &'static StdStream,
+    /// Whole lines not yet written (the first may be partly written).
+    held: Vec<u8>,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+    /// It cannot be written at all (closed, no reader): said once, and
+    /// what is sent there from then on is dropped without a word.
+    gone: bool,
 }
 
 struct Outlet {
@@ -118,13 +127,15 @@ impl Outlets {
                     backups,
                     failing,
                 } => {
-                    if let Err(e) = write_rotating(file, *max_bytes, *backups, &lines) {
+                    if let Err((written, e)) = write_rotating(file, *max_bytes, *backups, &lines) {
                         file.close();
                         if !*failing {
                             *failing = true;
                             logging::warn(messages::output_file_unwritable(file.path(), &e));
                         }
-                        for line in lines.split_inclusive(|&b| b == b'\n') {
+                        // What did not reach the file, and only that.
+                        let rest = lines.get(written..).unwrap_or(&[]);
+                        for line in rest.split_inclusive(|&b| b == b'\n') {
                             let line = line.strip_suffix(b"\n").unwrap_or(line);
                             logging::output(name, stream, line);
                         }
@@ -133,20 +144,7 @@ impl Outlets {
                         logging::info(messages::output_file_writable_again(file.path()));
                     }
                 }
-                Target::Std {
-                    stream: std_stream,
-                    held,
-                    dropped_lines,
-                    dropped_bytes,
-                } => {
-                    // Lines already held wait for the poll to say there is
-                    // room: no write that would only find it full.
-                    let waiting = !held.is_empty();
-                    hold(held, &lines, dropped_lines, dropped_bytes);
-                    if !waiting {
-                        write_held(std_stream, held, dropped_lines, dropped_bytes);
-                    }
-                }
+                Target::Std(out) => out.send(&lines),
             }
         }
         // Kept, empty, for its capacity.
@@ -157,8 +155,8 @@ impl Outlets {
     /// The outlets that hold lines back, with the fd to wait on for room.
     pub fn blocked(&self, mut each: impl FnMut(OutletId, BorrowedFd<'static>)) {
         for (at, outlet) in self.list.iter().enumerate() {
-            if let Target::Std { stream, held, .. } = &outlet.target {
-                if let Some(fd) = stream.poll_fd().filter(|_| !held.is_empty()) {
+            if let Target::Std(out) = &outlet.target {
+                if let Some(fd) = out.stream.poll_fd().filter(|_| !out.held.is_empty()) {
                     each(OutletId(at), fd);
                 }
             }
@@ -167,78 +165,147 @@ impl Outlets {
 
     /// The fd of `id` has room: writes what it can of what is held.
     pub fn on_room(&mut self, id: OutletId) {
-        if let Some(outlet) = self.list.get_mut(id.0) {
-            if let Target::Std {
-                stream,
-                held,
-                dropped_lines,
-                dropped_bytes,
-            } = &mut outlet.target
-            {
-                write_held(stream, held, dropped_lines, dropped_bytes);
-            }
+        if let Some(Target::Std(out)) = self.list.get_mut(id.0).map(|o| &mut o.target) {
+            out.write();
         }
     }
 
-    /// At the end: what could not be written is at least counted.
-    pub fn finish(&mut self) {
+    /// At the end: what is held gets until `deadline` to go out (a reader
+    /// a moment late still has every line); the rest is counted.
+    pub fn finish(&mut self, deadline: Instant) {
         for outlet in &mut self.list {
-            if let Target::Std {
-                stream,
-                held,
-                dropped_lines,
-                dropped_bytes,
-            } = &mut outlet.target
-            {
-                write_held(stream, held, dropped_lines, dropped_bytes);
-                if !held.is_empty() {
-                    *dropped_lines += held.iter().filter(|&&b| b == b'\n').count() as u64;
-                    *dropped_bytes += held.len() as u64;
-                    held.clear();
-                    logging::warn(messages::output_dropped(
-                        stream.name(),
-                        *dropped_lines,
-                        *dropped_bytes,
-                    ));
-                }
+            if let Target::Std(out) = &mut outlet.target {
+                out.finish(deadline);
             }
         }
     }
 }
 
 fn std_target(stream: &'static StdStream) -> Target {
-    Target::Std {
+    Target::Std(StdOut {
         stream,
         held: Vec::new(),
         dropped_lines: 0,
         dropped_bytes: 0,
+        gone: false,
+    })
+}
+
+impl StdOut {
+    fn send(&mut self, lines: &[u8]) {
+        if self.gone {
+            self.dropped_lines += lines.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.dropped_bytes += lines.len() as u64;
+            return;
+        }
+        // Lines already held wait for the poll to say there is room: no
+        // write that would only find it full. (Where there is no fd to
+        // poll, every send tries.)
+        let waiting = !self.held.is_empty() && self.stream.poll_fd().is_some();
+        hold(
+            &mut self.held,
+            lines,
+            &mut self.dropped_lines,
+            &mut self.dropped_bytes,
+        );
+        if !waiting {
+            self.write();
+        }
+    }
+
+    /// Writes what is held until the fd is full; once all is out, says
+    /// what was dropped meanwhile.
+    fn write(&mut self) {
+        while !self.held.is_empty() {
+            match self.stream.write_raw(&self.held) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.held.drain(..n.min(self.held.len()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Closed, no reader: nothing will ever go; said once.
+                Err(e) => {
+                    self.gone = true;
+                    self.stream.forgive();
+                    self.drop_held();
+                    logging::warn(messages::output_gone(self.stream.name(), &e));
+                    return;
+                }
+            }
+        }
+        self.say_dropped();
+    }
+
+    fn finish(&mut self, deadline: Instant) {
+        while !self.held.is_empty() && !self.gone {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = PollTimeout::try_from(left.as_millis()).unwrap_or(PollTimeout::MAX);
+            if left.is_zero() || !self.stream.wait_room(wait) {
+                break;
+            }
+            self.write();
+        }
+        if !self.held.is_empty() && !self.gone {
+            // A line written in part is ended, so that what follows on the
+            // stream (the log's last lines) starts a line of its own.
+            if self.stream.owes() {
+                let _ = self.stream.write_raw(b"\n");
+            }
+            self.stream.forgive();
+            self.drop_held();
+        }
+        self.say_dropped();
+    }
+
+    fn drop_held(&mut self) {
+        self.dropped_lines += self.held.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.dropped_bytes += self.held.len() as u64;
+        self.held.clear();
+    }
+
+    /// One line for what was dropped since the last, if anything was.
+    fn say_dropped(&mut self) {
+        if self.dropped_bytes > 0 && !self.gone {
+            logging::warn(messages::output_dropped(
+                self.stream.name(),
+                self.dropped_lines,
+                self.dropped_bytes,
+            ));
+            self.dropped_lines = 0;
+            self.dropped_bytes = 0;
+        }
     }
 }
 
 /// `lines` into a file, rotating between lines: no file grows past
 /// `max_bytes` unless one line alone is longer (it goes whole into a fresh
 /// file).
+/// A failure says how many bytes of `lines` reached the file before it
+/// (whole lines: a write is all or nothing here).
 fn write_rotating(
     file: &mut RotatingFile,
     max_bytes: u64,
     backups: u32,
     lines: &[u8],
-) -> io::Result<()> {
+) -> Result<(), (usize, io::Error)> {
     if file.fits(lines.len() as u64, max_bytes) {
-        return file.write(lines);
+        return file.write(lines).map_err(|e| (0, e));
     }
     let mut start = 0;
     let mut end = 0;
     for line in lines.split_inclusive(|&b| b == b'\n') {
         let len = line.len() as u64;
         if file.would_overflow((end - start) as u64, len, max_bytes) {
-            file.write(lines.get(start..end).unwrap_or(&[]))?;
-            file.rotate(backups)?;
+            let block = lines.get(start..end).unwrap_or(&[]);
+            file.write(block).map_err(|e| (start, e))?;
+            file.rotate(backups).map_err(|e| (end, e))?;
             start = end;
         }
         end += line.len();
     }
-    file.write(lines.get(start..end).unwrap_or(&[]))
+    let block = lines.get(start..end).unwrap_or(&[]);
+    file.write(block).map_err(|e| (start, e))
 }
 
 /// Appends `lines` to what is held, dropping whole lines past
@@ -255,41 +322,6 @@ fn hold(held: &mut Vec<u8>, lines: &[u8], dropped_lines: &mut u64, dropped_bytes
             *dropped_lines += 1;
             *dropped_bytes += line.len() as u64;
         }
-    }
-}
-
-/// Writes what is held until the fd is full; once all is out, says what
-/// was dropped meanwhile.
-fn write_held(
-    stream: &StdStream,
-    held: &mut Vec<u8>,
-    dropped_lines: &mut u64,
-    dropped_bytes: &mut u64,
-) {
-    while !held.is_empty() {
-        match stream.write_once(held) {
-            Ok(0) => break,
-            Ok(n) => {
-                held.drain(..n.min(held.len()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            // Closed, a broken pipe: nobody reads it; nothing to keep.
-            Err(_) => {
-                *dropped_lines += held.iter().filter(|&&b| b == b'\n').count() as u64;
-                *dropped_bytes += held.len() as u64;
-                held.clear();
-            }
-        }
-    }
-    if *dropped_lines > 0 || *dropped_bytes > 0 {
-        logging::warn(messages::output_dropped(
-            stream.name(),
-            *dropped_lines,
-            *dropped_bytes,
-        ));
-        *dropped_lines = 0;
-        *dropped_bytes = 0;
     }
 }
 

@@ -53,6 +53,10 @@ pub struct StdStream {
     dropped: AtomicU64,
     /// [`StdStream::open`] has run.
     opened: Once,
+    /// The raw writer has written part of a line and owes the rest.
+    owed: AtomicBool,
+    /// The log file has every line copied here.
+    backed: AtomicBool,
 }
 
 pub static STDERR: StdStream = StdStream::new(2, "standard error");
@@ -93,6 +97,8 @@ impl StdStream {
             mid_line: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             opened: Once::new(),
+            owed: AtomicBool::new(false),
+            backed: AtomicBool::new(true),
         }
     }
 
@@ -148,32 +154,81 @@ impl StdStream {
         }
     }
 
-    /// Writes `bytes` without ever blocking on a full pipe: what does not
-    /// fit is dropped, and said when there is room again.
+    /// Writes `bytes` (whole log lines) without ever blocking on a full
+    /// pipe: what does not fit is dropped, and said when there is room
+    /// again. While the raw writer owes the rest of a line, nothing is
+    /// written in between: the lines are dropped as if the pipe were full.
     pub fn write(&self, bytes: &[u8]) -> Outcome {
-        if self.full.load(Relaxed) {
-            if !self.has_room() {
-                self.dropped.fetch_add(bytes.len() as u64, Relaxed);
-                return Outcome::Dropped { newly: false };
-            }
-            self.full.store(false, Relaxed);
-            let lead = if self.mid_line.load(Relaxed) {
-                "\n"
-            } else {
-                ""
-            };
-            let note = format!(
-                "{lead}cocalc-init: {} was full: {} bytes of log lines were not copied to it (the log file has them)\n",
-                self.name,
-                self.dropped.swap(0, Relaxed)
-            );
-            self.mid_line.store(false, Relaxed);
-            if let Outcome::Dropped { .. } = self.write_some(note.as_bytes()) {
-                self.dropped.fetch_add(bytes.len() as u64, Relaxed);
-                return Outcome::Dropped { newly: false };
-            }
+        if self.owed.load(Relaxed) {
+            let newly = !self.full.swap(true, Relaxed);
+            self.dropped.fetch_add(bytes.len() as u64, Relaxed);
+            return Outcome::Dropped { newly };
+        }
+        if !self.recover() {
+            self.dropped.fetch_add(bytes.len() as u64, Relaxed);
+            return Outcome::Dropped { newly: false };
         }
         self.write_some(bytes)
+    }
+
+    /// After lines were dropped: once there is room, the line that says
+    /// so (ending a line cut short first). False while still full.
+    fn recover(&self) -> bool {
+        if !self.full.load(Relaxed) {
+            return true;
+        }
+        if !self.has_room() {
+            return false;
+        }
+        self.full.store(false, Relaxed);
+        let lead = if self.mid_line.load(Relaxed) {
+            "\n"
+        } else {
+            ""
+        };
+        let kept = if self.backed.load(Relaxed) {
+            " (the log file has them)"
+        } else {
+            ""
+        };
+        let note = format!(
+            "{lead}cocalc-init: {} was full: {} bytes of log lines were not copied to it{kept}\n",
+            self.name,
+            self.dropped.swap(0, Relaxed)
+        );
+        self.mid_line.store(false, Relaxed);
+        self.write_some(note.as_bytes()) == Outcome::Done && !self.mid_line.load(Relaxed)
+    }
+
+    /// The log has no file behind this stream (`-l -`, `-l /dev/stdout`):
+    /// what is dropped here is lost, and the note says nothing else.
+    pub fn set_unbacked(&self) {
+        self.backed.store(false, Relaxed);
+    }
+
+    /// One write of whole lines for the one raw writer of this stream (a
+    /// program's `stdout_logfile=/dev/stdout`), which keeps what did not
+    /// go. The log's own copy is let finish first, and is kept out while
+    /// a line written in part is owed: lines never cut into each other.
+    pub fn write_raw(&self, bytes: &[u8]) -> io::Result<usize> {
+        if !self.owed.load(Relaxed) && !self.recover() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.write_once(bytes)?;
+        let whole = n == 0 || bytes.get(n - 1) == Some(&b'\n');
+        self.owed.store(!whole, Relaxed);
+        Ok(n)
+    }
+
+    /// Whether the raw writer has written part of a line.
+    pub fn owes(&self) -> bool {
+        self.owed.load(Relaxed)
+    }
+
+    /// The raw writer gave up a line written in part (at the end, or on a
+    /// stream that is gone): the log's copy may write again.
+    pub fn forgive(&self) {
+        self.owed.store(false, Relaxed);
     }
 
     /// One write that never blocks where the fd could (a pipe, a
@@ -233,9 +288,14 @@ impl StdStream {
 
     /// Whether a write would not block now.
     fn has_room(&self) -> bool {
+        self.wait_room(PollTimeout::ZERO)
+    }
+
+    /// Waits up to `timeout` for room; whether there is.
+    pub fn wait_room(&self, timeout: PollTimeout) -> bool {
         self.with_fd(|fd| {
             let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-            matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+            matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
                 && fds
                     .first()
                     .and_then(PollFd::revents)

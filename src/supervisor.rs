@@ -45,6 +45,10 @@ mod shutdown;
 use requests::Waiter;
 use shutdown::{Kill, Stop, Target};
 
+/// How long raw output still held for init's stdout or stderr may wait
+/// for room at the end.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
+
 /// How often "waiting for … to die" may repeat during the grace.
 const NOTICE_EVERY: Duration = Duration::from_secs(3);
 /// After SIGKILL, look again this often for processes that arrived without
@@ -274,7 +278,12 @@ pub fn launch(config: &mut Config) -> Launch {
     let mut main = None;
     if let Some(argv) = config.main.take() {
         if config.main_settings.after.is_empty() {
-            main = Some(spawn_main(&argv, &config.main_settings, &env));
+            main = Some(spawn_main(
+                &argv,
+                &config.main_settings,
+                &env,
+                config.control.is_some(),
+            ));
         } else {
             held = Some(argv);
         }
@@ -289,16 +298,16 @@ pub fn launch(config: &mut Config) -> Launch {
 }
 
 /// Starts the main command with its settings.
+/// `with_control`: init has a control socket, which the main command is
+/// told of and named for, like a program; tini-style, it gets init's
+/// environment untouched.
 fn spawn_main(
     argv: &[CString],
     settings: &Settings,
     env: &[&CStr],
+    with_control: bool,
 ) -> Result<spawn::Spawned, spawn::SpawnError> {
-    // Named like a program only where there is a socket to name it to:
-    // tini-style, the main command gets init's environment untouched.
-    let names_control =
-        |e: &&CStr| e.to_bytes().split(|&b| b == b'=').next() == Some(CONTROL_VAR.as_bytes());
-    let named: &[(&str, &str)] = if env.iter().any(names_control) {
+    let named: &[(&str, &str)] = if with_control {
         &[(PROGRAM_VAR, MAIN_NAME)]
     } else {
         &[]
@@ -393,6 +402,18 @@ impl Supervisor {
                 .map_err(|e| logging::error(&e.0))
                 .ok()
         });
+        let mut env = launch.env;
+        if control.is_none() && config.control.is_some() {
+            // No socket after all: no child is pointed at one. (The main
+            // command, started before the socket was made, was told.)
+            let ours = |e: &[u8]| e.split(|&b| b == b'=').next() == Some(CONTROL_VAR.as_bytes());
+            env.retain(|e| !ours(e.to_bytes()));
+            for program in &mut programs {
+                if let Some(vars) = program.env.as_mut() {
+                    vars.retain(|e| !ours(e.to_bytes()));
+                }
+            }
+        }
         Supervisor {
             policy: config.policy,
             signals,
@@ -405,7 +426,7 @@ impl Supervisor {
             main_start: launch.main,
             subreaper_error: launch.subreaper,
             log_on_stderr,
-            env: launch.env,
+            env,
             pipes: Vec::new(),
             phase: Phase::Supervising,
             me,
@@ -489,7 +510,9 @@ impl Supervisor {
         for pipe in &mut self.pipes {
             pipe.drain(&mut self.buf, &mut self.outlets);
         }
-        self.outlets.finish();
+        // A reader a moment late still gets the last raw output.
+        self.outlets
+            .finish(deadline_after(Instant::now(), FINAL_FLUSH));
         let status = match (self.essential_status, &self.main) {
             (Some(status), _) => status,
             (
@@ -716,7 +739,12 @@ impl Supervisor {
         let Some(argv) = self.main_held.take() else {
             return;
         };
-        let started = spawn_main(&argv, &self.main_settings, &self.env);
+        let started = spawn_main(
+            &argv,
+            &self.main_settings,
+            &self.env,
+            self.control.is_some(),
+        );
         if let Some(status) = self.main_started(started) {
             self.essential_status = Some(status);
             self.begin_shutdown(signals::SIGTERM, now);

@@ -421,3 +421,163 @@ fn a_blocked_stdout_stalls_neither_the_loop_nor_the_other_programs() {
         init.stop();
     }
 }
+
+/// Reads `read_end` slowly, in small pieces, until it ends.
+fn slow_reader(
+    read_end: std::os::fd::OwnedFd,
+    start_after: f64,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        std::thread::sleep(secs(start_after));
+        let mut file = std::fs::File::from(read_end);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 997];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(secs(0.0005));
+        }
+        all
+    })
+}
+
+#[test]
+fn raw_output_and_the_logs_copy_never_cut_into_each_other() {
+    for mode in MODES {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let reader = slow_reader(read_end, 0.0);
+        let raw = "raw=sh -c 'i=0; while [ $i -lt 8000 ]; do \
+                   echo \"RAWLINE-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; \
+                   i=$((i+1)); done' ";
+        let mut init = init(mode, "no-tearing")
+            .own_log()
+            .args(&[
+                "-l",
+                "{dir}/log",
+                "-p",
+                raw,
+                "-o",
+                "raw.stdout_logfile=/dev/stderr",
+                "-o",
+                "raw.autorestart=false",
+                "-p",
+                "tagged=sh -c 'i=0; while [ $i -lt 400 ]; do echo tagged-$i; i=$((i+1)); done'",
+                "-o",
+                "tagged.autorestart=false",
+            ])
+            .setup(move |c| {
+                c.stderr(std::process::Stdio::from(write_end.try_clone().unwrap()));
+            })
+            .start();
+        init.wait_log("exited: raw (exit status 0; expected)");
+        init.wait_log("exited: tagged (exit status 0; expected)");
+        init.stop();
+        let seen = reader.join().unwrap();
+        let text = String::from_utf8_lossy(&seen);
+        let mut raw_lines = 0;
+        for line in text.lines() {
+            let whole_raw = line.starts_with("RAWLINE-")
+                && line.ends_with("xxxxxxxxxx")
+                && line.matches("RAWLINE").count() == 1;
+            let log_line = line.starts_with("20") && !line.contains("RAWLINE");
+            let note = line.starts_with("cocalc-init: ") && !line.contains("RAWLINE");
+            assert!(
+                whole_raw || log_line || note,
+                "{mode:?}: a cut line: {line:?}"
+            );
+            raw_lines += usize::from(whole_raw);
+        }
+        assert!(raw_lines > 100, "{mode:?}: {raw_lines} raw lines");
+    }
+}
+
+#[test]
+fn held_raw_output_still_reaches_a_reader_a_moment_late() {
+    for mode in MODES {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let reader = slow_reader(read_end, 1.0);
+        let mut init = init(mode, "late-reader")
+            .args(&[
+                "-p",
+                "seq=seq 1 15000",
+                "-o",
+                "seq.stdout_logfile=/dev/stdout",
+                "-o",
+                "seq.autorestart=false",
+            ])
+            .main(&["sleep", "0.3"])
+            .setup(move |c| {
+                c.stdout(std::process::Stdio::from(write_end.try_clone().unwrap()));
+            })
+            .start();
+        assert_eq!(init.exit_code(secs(10.0)), 0);
+        let seen = reader.join().unwrap();
+        let expected: String = (1..=15000).map(|n| format!("{n}\n")).collect();
+        assert_eq!(
+            String::from_utf8_lossy(&seen),
+            expected,
+            "{mode:?}: {}",
+            init.log_text()
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_said_once() {
+    for mode in MODES {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let mut init = init(mode, "closed-stdout")
+            .args(&[
+                "-p",
+                "talk=sh -c 'while :; do echo hi; sleep 0.01; done'",
+                "-o",
+                "talk.stdout_logfile=/dev/stdout",
+            ])
+            .setup(move |c| {
+                c.stdout(std::process::Stdio::from(write_end.try_clone().unwrap()));
+            })
+            .start();
+        init.wait_log("cannot write init's standard output");
+        std::thread::sleep(secs(1.0));
+        let log = init.log_text();
+        assert_eq!(
+            log.matches("cannot write init's standard output").count(),
+            1,
+            "{mode:?}: {log}"
+        );
+        assert!(!log.contains("was full"), "{mode:?}: {log}");
+        init.stop();
+    }
+}
+
+#[test]
+fn a_restart_answers_for_an_after_outside_the_request_at_once() {
+    for mode in MODES {
+        let mut init = init(mode, "chain-outside")
+            .args(&[
+                "-s",
+                "0.3",
+                "-p",
+                "a=sleep 1000",
+                "-p",
+                "c=sh -c 'sleep 0.1; exit 1'",
+                "-p",
+                "b=sleep 1000",
+                "-o",
+                "b.after=a,c",
+            ])
+            .start();
+        wait_state(&init, "a", "RUNNING");
+        let t0 = std::time::Instant::now();
+        let (code, out, err) = ctl(&init, &["restart", "a", "b"]);
+        assert!(t0.elapsed() < secs(5.0), "{mode:?}: {:?}", t0.elapsed());
+        assert_eq!(code, 3, "{mode:?}: {out}{err}");
+        assert!(out.contains("a: restarted"), "{out}");
+        assert!(out.contains("b: waiting for a, c"), "{out}");
+        init.stop();
+    }
+}

@@ -47,6 +47,10 @@ enum Item {
         /// once; not within `restart all`, whose order makes that wait
         /// part of the restart.
         answer_waiting: bool,
+        /// The names of its `after` that the same request starts: a wait
+        /// for those is part of the request (`restart a b` with b after a
+        /// answers once both are back, not "b: waiting for a").
+        chained: Vec<String>,
     },
 }
 
@@ -202,6 +206,7 @@ impl Supervisor {
                             starts,
                             failures,
                             answer_waiting: false,
+                            chained: Vec::new(),
                         },
                     });
                     continue;
@@ -218,7 +223,8 @@ impl Supervisor {
                 word,
                 starts,
                 failures,
-                answer_waiting: !reverse && !chained,
+                answer_waiting: !reverse,
+                chained: chained.clone(),
             };
             items.push(match (answer, verb) {
                 (Answer::Done(word), _) => Item::Line(Outcome::Done, format!("{name}: {word}")),
@@ -247,22 +253,22 @@ impl Supervisor {
         items
     }
 
-    /// For each of `targets`, whether its `after` names another of them:
-    /// such a start waits for that one as part of the same request
-    /// (`restart a b` with b after a answers once both are back, not
-    /// "b: waiting for a").
-    fn after_one_of(&self, targets: &[usize]) -> Vec<bool> {
-        let named = |dep: &String| {
-            targets
-                .iter()
-                .any(|&t| self.programs.get(t).is_some_and(|q| q.name.as_str() == dep))
+    /// For each of `targets`, the names of its `after` that are among
+    /// them.
+    fn after_one_of(&self, targets: &[usize]) -> Vec<Vec<String>> {
+        let named = |dep: &&String| {
+            targets.iter().any(|&t| {
+                self.programs
+                    .get(t)
+                    .is_some_and(|q| q.name.as_str() == *dep)
+            })
         };
         targets
             .iter()
             .map(|&i| {
-                self.programs
-                    .get(i)
-                    .is_some_and(|p| p.settings.after.iter().any(named))
+                self.programs.get(i).map_or_else(Vec::new, |p| {
+                    p.settings.after.iter().filter(named).cloned().collect()
+                })
             })
             .collect()
     }
@@ -424,6 +430,7 @@ impl Supervisor {
                 starts,
                 failures,
                 answer_waiting,
+                ref chained,
             } => {
                 let p = self.programs.get(program)?;
                 let held = matches!(
@@ -444,7 +451,8 @@ impl Supervisor {
                     // A stop asked for after this start or restart won.
                     error(format!("{}: ERROR (stopped by request)", p.name))
                 } else if !p.waiting_for.is_empty()
-                    && (answer_waiting || self.waits_in_vain(&p.waiting_for))
+                    && ((answer_waiting && p.waiting_for.iter().any(|n| !chained.contains(n)))
+                        || self.waits_in_vain(&p.waiting_for))
                 {
                     // Its `after` is not up: it starts once it is, and the
                     // client is told so now rather than kept waiting.
