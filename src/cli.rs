@@ -356,19 +356,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         Some(at) => (args.get(..at).unwrap_or(&[]), args.get(at + 1..)),
         None => (args, None),
     };
-    let mut utf8 = Vec::with_capacity(opts.len());
-    for arg in opts {
-        match arg.to_str() {
-            Some(s) => utf8.push(s),
-            None => {
-                return Err(usage(format!(
-                    "option argument '{}' is not valid UTF-8",
-                    arg.to_string_lossy()
-                )));
-            }
-        }
-    }
-    let m = options().parse(&utf8).map_err(|f| usage(fail_message(f)))?;
+    let m = matches(opts)?;
     if m.opt_present(HELP) {
         return Ok(Request::Help);
     }
@@ -380,97 +368,21 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
             "unexpected argument '{extra}': put the main command after '--'"
         )));
     }
-
     // Every value is checked before asking whether there is anything to
     // run: `-g abc` is first of all a bad grace. The global flags come
     // first: they are the defaults of every program's settings.
-    let policy = Policy {
-        exitcodes: match m.opt_str(EXITCODES) {
-            Some(list) => {
-                ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
-            }
-            None => ExitCodes::parse(DEFAULT_EXITCODES).map_err(usage)?,
-        },
-        startsecs: seconds(&m, STARTSECS, DEFAULT_STARTSECS)?,
-        backoff_max: seconds(&m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
-        grace: seconds(&m, GRACE, DEFAULT_GRACE)?,
-    };
+    let policy = policy(&m)?;
     let defaults = Settings::defaults(&policy);
-
-    // -p and -i together, in command-line order.
-    let mut given: Vec<(usize, &str, String)> = m
-        .opt_strs_pos(PROGRAM)
-        .into_iter()
-        .map(|(at, v)| (at, PROGRAM, v))
-        .chain(
-            m.opt_strs_pos(INIT_SCRIPT)
-                .into_iter()
-                .map(|(at, v)| (at, INIT_SCRIPT, v)),
-        )
-        .collect();
-    given.sort_by_key(|&(at, ..)| at);
-    let mut programs: Vec<ProgramSpec> = Vec::with_capacity(given.len());
-    for (_, option, value) in &given {
-        let spec = if *option == PROGRAM {
-            parse_program(value, &defaults)?
-        } else {
-            parse_init_script(value, cwd, &defaults)?
-        };
-        if programs.iter().any(|p| p.name == spec.name) {
-            return Err(usage(format!(
-                "the program name '{}' is used twice",
-                spec.name
-            )));
-        }
-        programs.push(spec);
-    }
+    let mut programs = programs(&m, cwd, &defaults)?;
     let mut main_settings = defaults.clone();
     let mut given_keys: Vec<(String, Key)> = Vec::new();
     for value in m.opt_strs(OPTION) {
         apply_option(&value, &mut programs, &mut main_settings, &mut given_keys)?;
     }
     check_order(&programs, &main_settings)?;
-
-    let target = match m.opt_str(LOG).as_deref() {
-        // /dev/stderr is a link, which the log never follows: it means `-`.
-        Some("-" | "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => LogTarget::Stderr,
-        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => LogTarget::Stdout,
-        Some("") => return Err(usage("--log: the FILE is empty")),
-        Some(file) => LogTarget::File(cwd.join(file)),
-        None => LogTarget::File(DEFAULT_LOG.into()),
-    };
-    check_outputs(&programs, &target)?;
-    let log = LogConfig {
-        target,
-        max_bytes: number(&m, LOG_MAX_BYTES, DEFAULT_LOG_MAX_BYTES, u64::MAX)?,
-        backups: u32::try_from(number(
-            &m,
-            LOG_BACKUPS,
-            DEFAULT_LOG_BACKUPS,
-            u64::from(MAX_LOG_BACKUPS),
-        )?)
-        .unwrap_or(MAX_LOG_BACKUPS),
-        quiet: m.opt_present(QUIET),
-        level: log_level(&m)?,
-    };
-
-    // A trailing `--` with nothing after it is no main command: an image's
-    // ENTRYPOINT ends with `--` so that `docker run IMAGE CMD` can add one,
-    // and must still work when no CMD is given.
-    let main = match main.filter(|words| !words.is_empty()) {
-        None => None,
-        Some(words) if words.first().is_some_and(|w| w.is_empty()) => {
-            return Err(usage("the main command is empty"));
-        }
-        Some(words) => Some(
-            words
-                .iter()
-                .map(|w| CString::new(w.clone().into_vec()))
-                .collect::<Result<Vec<_>, _>>()
-                // The OS passes arguments as C strings: none holds a NUL.
-                .map_err(|_| usage("the main command holds a NUL byte"))?,
-        ),
-    };
+    let log = log_config(&m, cwd)?;
+    check_outputs(&programs, &log.target)?;
+    let main = main_command(main)?;
     if main.is_none() && given_keys.iter().any(|(name, _)| name == MAIN_NAME) {
         return Err(usage(
             "--option main.…: there is no main command (give it after '--')",
@@ -481,7 +393,6 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
             "nothing to run: give -p NAME=COMMAND, -i PATH or '-- COMMAND'",
         ));
     }
-
     // Only what supervises programs has anything to control, unless a
     // socket is asked for by name.
     let control = match m.opt_str(CONTROL).as_deref() {
@@ -504,6 +415,113 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     } else {
         Request::Run(config)
     })
+}
+
+/// The options before `--`, read by getopts (which takes UTF-8 only: the
+/// main command after `--` keeps its bytes).
+fn matches(opts: &[OsString]) -> Result<Matches, UsageError> {
+    let mut utf8 = Vec::with_capacity(opts.len());
+    for arg in opts {
+        match arg.to_str() {
+            Some(s) => utf8.push(s),
+            None => {
+                return Err(usage(format!(
+                    "option argument '{}' is not valid UTF-8",
+                    arg.to_string_lossy()
+                )));
+            }
+        }
+    }
+    options().parse(&utf8).map_err(|f| usage(fail_message(f)))
+}
+
+/// The global flags: every program's defaults.
+fn policy(m: &Matches) -> Result<Policy, UsageError> {
+    Ok(Policy {
+        exitcodes: match m.opt_str(EXITCODES) {
+            Some(list) => {
+                ExitCodes::parse(&list).map_err(|e| usage(format!("--exitcodes: {e}")))?
+            }
+            None => ExitCodes::parse(DEFAULT_EXITCODES).map_err(usage)?,
+        },
+        startsecs: seconds(m, STARTSECS, DEFAULT_STARTSECS)?,
+        backoff_max: seconds(m, BACKOFF_MAX, DEFAULT_BACKOFF_MAX)?,
+        grace: seconds(m, GRACE, DEFAULT_GRACE)?,
+    })
+}
+
+/// `-p` and `-i` together, in command-line order, each name once.
+fn programs(m: &Matches, cwd: &Path, defaults: &Settings) -> Result<Vec<ProgramSpec>, UsageError> {
+    let mut given: Vec<(usize, &str, String)> = m
+        .opt_strs_pos(PROGRAM)
+        .into_iter()
+        .map(|(at, v)| (at, PROGRAM, v))
+        .chain(
+            m.opt_strs_pos(INIT_SCRIPT)
+                .into_iter()
+                .map(|(at, v)| (at, INIT_SCRIPT, v)),
+        )
+        .collect();
+    given.sort_by_key(|&(at, ..)| at);
+    let mut programs: Vec<ProgramSpec> = Vec::with_capacity(given.len());
+    for (_, option, value) in &given {
+        let spec = if *option == PROGRAM {
+            parse_program(value, defaults)?
+        } else {
+            parse_init_script(value, cwd, defaults)?
+        };
+        if programs.iter().any(|p| p.name == spec.name) {
+            return Err(usage(format!(
+                "the program name '{}' is used twice",
+                spec.name
+            )));
+        }
+        programs.push(spec);
+    }
+    Ok(programs)
+}
+
+fn log_config(m: &Matches, cwd: &Path) -> Result<LogConfig, UsageError> {
+    let target = match m.opt_str(LOG).as_deref() {
+        // /dev/stderr is a link, which the log never follows: it means `-`.
+        Some("-" | "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => LogTarget::Stderr,
+        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => LogTarget::Stdout,
+        Some("") => return Err(usage("--log: the FILE is empty")),
+        Some(file) => LogTarget::File(cwd.join(file)),
+        None => LogTarget::File(DEFAULT_LOG.into()),
+    };
+    Ok(LogConfig {
+        target,
+        max_bytes: number(m, LOG_MAX_BYTES, DEFAULT_LOG_MAX_BYTES, u64::MAX)?,
+        backups: u32::try_from(number(
+            m,
+            LOG_BACKUPS,
+            DEFAULT_LOG_BACKUPS,
+            u64::from(MAX_LOG_BACKUPS),
+        )?)
+        .unwrap_or(MAX_LOG_BACKUPS),
+        quiet: m.opt_present(QUIET),
+        level: log_level(m)?,
+    })
+}
+
+/// The words after `--`. A trailing `--` with nothing after it is no main
+/// command: an image's ENTRYPOINT ends with `--` so that `docker run IMAGE
+/// CMD` can add one, and must still work when no CMD is given.
+fn main_command(words: Option<&[OsString]>) -> Result<Option<Vec<CString>>, UsageError> {
+    match words.filter(|words| !words.is_empty()) {
+        None => Ok(None),
+        Some(words) if words.first().is_some_and(|w| w.is_empty()) => {
+            Err(usage("the main command is empty"))
+        }
+        Some(words) => words
+            .iter()
+            .map(|w| CString::new(w.clone().into_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+            // The OS passes arguments as C strings: none holds a NUL.
+            .map_err(|_| usage("the main command holds a NUL byte")),
+    }
 }
 
 /// One `-o NAME.KEY=VALUE`, laid over the settings of the program (or

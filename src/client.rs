@@ -45,43 +45,10 @@ pub fn is_client(args: &[OsString]) -> bool {
 
 /// Runs a client command line; returns the exit status.
 pub fn run(args: &[OsString]) -> u8 {
-    // Inside a program, its init's socket; elsewhere the default.
-    let mut control = match std::env::var_os(crate::config::CONTROL_VAR) {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => PathBuf::from(DEFAULT_CONTROL),
+    let (control, timeout, words) = match read_args(args) {
+        Ok(read) => read,
+        Err(e) => return usage(&e),
     };
-    let mut timeout: Option<&str> = None;
-    let mut words: Vec<&str> = Vec::new();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let Some(arg) = arg.to_str() else {
-            return usage(&format!(
-                "argument '{}' is not valid UTF-8",
-                arg.to_string_lossy()
-            ));
-        };
-        if arg == "--control" {
-            match rest.next() {
-                Some(path) => control = PathBuf::from(path),
-                None => return usage("option '--control' needs a value"),
-            }
-        } else if let Some(path) = arg.strip_prefix("--control=") {
-            control = PathBuf::from(path);
-        } else if arg == "--timeout" {
-            match rest.next().and_then(|t| t.to_str()) {
-                Some(t) => timeout = Some(t),
-                None => return usage("option '--timeout' needs a value"),
-            }
-        } else if let Some(t) = arg.strip_prefix("--timeout=") {
-            timeout = Some(t);
-        } else if arg.starts_with('-') {
-            return usage(&format!(
-                "unknown option '{arg}': a verb takes only --control (and wait --timeout)"
-            ));
-        } else {
-            words.push(arg);
-        }
-    }
     let command = match verbs::parse(&words) {
         Ok(command) => command,
         Err(e) => return usage(&e),
@@ -126,35 +93,76 @@ pub fn run(args: &[OsString]) -> u8 {
             ));
             ERROR
         }
-        Err(Failure::TimedOut) => {
-            // Who is not up, and why: the status of the names waited for.
-            let line = Command {
-                verb: Verb::Status,
-                names: command.names.clone(),
-            }
-            .line(None);
-            let rows = ask(&control, &line, None).unwrap_or_default();
-            let down: Vec<&str> = rows
-                .iter()
-                .map(|row| Outcome::read(row))
-                .filter(|(outcome, _)| *outcome != Some(Outcome::Done))
-                .map(|(_, text)| text)
-                .collect();
-            say(&format!(
-                "not up after {} s: {}",
-                limit.unwrap_or(WAIT_TIMEOUT).as_secs_f64(),
-                down.iter()
-                    .map(|row| row.split_whitespace().collect::<Vec<_>>().join(" "))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
-            NOT_UP
-        }
+        Err(Failure::TimedOut) => not_up(&control, &command, limit),
         Err(Failure::Broken(e)) => {
             say(&format!("{}: {e}", control.display()));
             ERROR
         }
     }
+}
+
+/// The socket (`--control`; inside a program, its init's; else the
+/// default), `--timeout`'s text, and the words of the request.
+fn read_args(args: &[OsString]) -> Result<(PathBuf, Option<&str>, Vec<&str>), String> {
+    let mut control = match std::env::var_os(crate::config::CONTROL_VAR) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_CONTROL),
+    };
+    let mut timeout: Option<&str> = None;
+    let mut words: Vec<&str> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let Some(arg) = arg.to_str() else {
+            return Err(format!(
+                "argument '{}' is not valid UTF-8",
+                arg.to_string_lossy()
+            ));
+        };
+        if arg == "--control" {
+            let path = rest.next().ok_or("option '--control' needs a value")?;
+            control = PathBuf::from(path);
+        } else if let Some(path) = arg.strip_prefix("--control=") {
+            control = PathBuf::from(path);
+        } else if arg == "--timeout" {
+            let t = rest.next().and_then(|t| t.to_str());
+            timeout = Some(t.ok_or("option '--timeout' needs a value")?);
+        } else if let Some(t) = arg.strip_prefix("--timeout=") {
+            timeout = Some(t);
+        } else if arg.starts_with('-') {
+            return Err(format!(
+                "unknown option '{arg}': a verb takes only --control (and wait --timeout)"
+            ));
+        } else {
+            words.push(arg);
+        }
+    }
+    Ok((control, timeout, words))
+}
+
+/// A wait ran out: who is not up, and why, from the status of the names
+/// waited for.
+fn not_up(control: &std::path::Path, command: &Command, limit: Option<Duration>) -> u8 {
+    let line = Command {
+        verb: Verb::Status,
+        names: command.names.clone(),
+    }
+    .line(None);
+    let rows = ask(control, &line, None).unwrap_or_default();
+    let down: Vec<&str> = rows
+        .iter()
+        .map(|row| Outcome::read(row))
+        .filter(|(outcome, _)| *outcome != Some(Outcome::Done))
+        .map(|(_, text)| text)
+        .collect();
+    say(&format!(
+        "not up after {} s: {}",
+        limit.unwrap_or(WAIT_TIMEOUT).as_secs_f64(),
+        down.iter()
+            .map(|row| row.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
+    NOT_UP
 }
 
 enum Failure {

@@ -225,6 +225,16 @@ impl Settings {
             differ(Key::After, false, &self.after.join(","));
         }
         differ(Key::Ready, self.ready == base.ready, &self.ready);
+        self.output_differences(base, &mut differ);
+        lines
+    }
+
+    /// The output keys' part of [`Settings::differences`].
+    fn output_differences(
+        &self,
+        base: &Settings,
+        differ: &mut impl FnMut(Key, bool, &dyn fmt::Display),
+    ) {
         for (keys, output, default) in [
             (
                 [
@@ -261,7 +271,6 @@ impl Settings {
             self.redirect_stderr == base.redirect_stderr,
             &self.redirect_stderr,
         );
-        lines
     }
 }
 

@@ -229,25 +229,8 @@ pub fn spawn<A: AsRef<CStr>>(
     match isolation {
         Isolation::Program { merge_stderr } => {
             flags |= PosixSpawnFlags::from_bits_retain(libc::c_int::from(libc::POSIX_SPAWN_SETSID));
-            let input = empty_input().map_err(fail)?;
-            actions.add_dup2(input.as_raw_fd(), 0).map_err(fail)?;
-            child_ends.push(input);
-            for target in [1, 2] {
-                if target == 2 && merge_stderr {
-                    let stdout = child_ends.last().ok_or(Errno::EBADF).map_err(fail)?;
-                    let write = nix::unistd::dup(stdout).map_err(fail)?;
-                    actions.add_dup2(write.as_raw_fd(), target).map_err(fail)?;
-                    child_ends.push(write);
-                    continue;
-                }
-                let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
-                // Without O_NONBLOCK one quiet program could stall the loop.
-                let flags = OFlag::from_bits_retain(fcntl(&read, FcntlArg::F_GETFL).map_err(fail)?);
-                fcntl(&read, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(fail)?;
-                actions.add_dup2(write.as_raw_fd(), target).map_err(fail)?;
-                child_ends.push(write);
-                read_ends.push(File::from(read));
-            }
+            program_stdio(&mut actions, merge_stderr, &mut child_ends, &mut read_ends)
+                .map_err(fail)?;
         }
         Isolation::Main => {
             flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
@@ -290,6 +273,36 @@ pub fn spawn<A: AsRef<CStr>>(
         stdout: read_ends.next(),
         stderr: read_ends.next(),
     })
+}
+
+/// A program's stdin (empty) and its stdout and stderr pipes (one, with
+/// `merge_stderr`), as the child's 0, 1 and 2; the read ends for init.
+fn program_stdio(
+    actions: &mut PosixSpawnFileActions,
+    merge_stderr: bool,
+    child_ends: &mut Vec<OwnedFd>,
+    read_ends: &mut Vec<File>,
+) -> Result<(), Errno> {
+    let input = empty_input()?;
+    actions.add_dup2(input.as_raw_fd(), 0)?;
+    child_ends.push(input);
+    for target in [1, 2] {
+        if target == 2 && merge_stderr {
+            let stdout = child_ends.last().ok_or(Errno::EBADF)?;
+            let write = nix::unistd::dup(stdout)?;
+            actions.add_dup2(write.as_raw_fd(), target)?;
+            child_ends.push(write);
+            continue;
+        }
+        let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+        // Without O_NONBLOCK one quiet program could stall the loop.
+        let flags = OFlag::from_bits_retain(fcntl(&read, FcntlArg::F_GETFL)?);
+        fcntl(&read, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        actions.add_dup2(write.as_raw_fd(), target)?;
+        child_ends.push(write);
+        read_ends.push(File::from(read));
+    }
+    Ok(())
 }
 
 /// What a forked child needs, all made before the fork.

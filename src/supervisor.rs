@@ -225,6 +225,78 @@ pub struct Supervisor {
     poll_sources: Vec<Source>,
 }
 
+/// An init script that did not exist at start: kept for `status`, and
+/// for `start` once it is there.
+type Skipped = (ProgramName, PathBuf, Settings);
+
+/// The programs of the command line, in its order, each prepared to
+/// start; the init scripts that do not exist (said in the log) apart.
+fn build_programs(
+    specs: Vec<crate::config::ProgramSpec>,
+    env: &[&CStr],
+    me: Pid,
+    notify: &mut Vec<NotifySocket>,
+) -> (Vec<Program>, Vec<Skipped>) {
+    let now = Instant::now();
+    let mut programs = Vec::with_capacity(specs.len());
+    let mut skipped = Vec::new();
+    for spec in specs {
+        let index = programs.len();
+        match spec.kind {
+            ProgramKind::Command(words) => {
+                // Words from the command line hold no NUL byte.
+                let argv = words
+                    .into_iter()
+                    .filter_map(|w| CString::new(w).ok())
+                    .collect();
+                let cwd = spec
+                    .settings
+                    .directory
+                    .as_ref()
+                    .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+                let program = Program::new(spec.name, argv, cwd, spec.settings, now);
+                programs.push(prepare(program, index, env, me, notify));
+            }
+            ProgramKind::InitScript(script) => {
+                if !script.exists() {
+                    logging::info(messages::skipped(&script));
+                    skipped.push((spec.name, script, spec.settings));
+                    continue;
+                }
+                programs.extend(
+                    init_script(spec.name, &script, spec.settings, now)
+                        .map(|p| prepare(p, index, env, me, notify)),
+                );
+            }
+        }
+    }
+    (programs, skipped)
+}
+
+/// How long a client waits for a stop's answer: as long as the longest
+/// stop can take, a grace or the sum along a chain of `after`.
+fn longest_grace(programs: &[Program], skipped: &[Skipped], policy: &Policy) -> f64 {
+    let every: Vec<(&str, &Settings)> = programs
+        .iter()
+        .map(|p| (p.name.as_str(), &p.settings))
+        .chain(skipped.iter().map(|(n, _, s)| (n.as_str(), s)))
+        .collect();
+    let waits: Vec<f64> = every
+        .iter()
+        .map(|(_, s)| s.stopwaitsecs.duration().as_secs_f64())
+        .collect();
+    let after: Vec<Vec<usize>> = every
+        .iter()
+        .map(|(_, s)| {
+            s.after
+                .iter()
+                .filter_map(|d| every.iter().position(|(n, _)| n == d))
+                .collect()
+        })
+        .collect();
+    order::longest_chain(&waits, &after).max(policy.grace.duration().as_secs_f64())
+}
+
 /// An empty poll list's allocation, for a list that borrows the fds of
 /// another turn: std collects a mapped `into_iter` in place, so no turn
 /// allocates a list anew.
@@ -339,64 +411,9 @@ impl Supervisor {
         log_on_stderr: bool,
     ) -> Supervisor {
         let me = launch.me;
-        let now = Instant::now();
         let mut notify = Vec::new();
-        let mut programs = Vec::with_capacity(config.programs.len());
-        let mut skipped = Vec::new();
-        for spec in config.programs {
-            match spec.kind {
-                ProgramKind::Command(words) => {
-                    // Words from the command line hold no NUL byte.
-                    let argv = words
-                        .into_iter()
-                        .filter_map(|w| CString::new(w).ok())
-                        .collect();
-                    let cwd = spec
-                        .settings
-                        .directory
-                        .as_ref()
-                        .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
-                    let program = Program::new(spec.name, argv, cwd, spec.settings, now);
-                    let index = programs.len();
-                    programs.push(prepare(program, index, &launch.env, me, &mut notify));
-                }
-                ProgramKind::InitScript(script) => {
-                    if !script.exists() {
-                        logging::info(messages::skipped(&script));
-                        skipped.push((spec.name, script, spec.settings));
-                        continue;
-                    }
-                    let index = programs.len();
-                    programs.extend(
-                        init_script(spec.name, &script, spec.settings, now)
-                            .map(|p| prepare(p, index, &launch.env, me, &mut notify)),
-                    );
-                }
-            }
-        }
-        // A client waits for a stop's answer as long as the longest stop
-        // can take: a grace, or the sum along a chain of `after`.
-        let longest_grace = {
-            let every: Vec<(&str, &Settings)> = programs
-                .iter()
-                .map(|p| (p.name.as_str(), &p.settings))
-                .chain(skipped.iter().map(|(n, _, s)| (n.as_str(), s)))
-                .collect();
-            let waits: Vec<f64> = every
-                .iter()
-                .map(|(_, s)| s.stopwaitsecs.duration().as_secs_f64())
-                .collect();
-            let after: Vec<Vec<usize>> = every
-                .iter()
-                .map(|(_, s)| {
-                    s.after
-                        .iter()
-                        .filter_map(|d| every.iter().position(|(n, _)| n == d))
-                        .collect()
-                })
-                .collect();
-            order::longest_chain(&waits, &after).max(config.policy.grace.duration().as_secs_f64())
-        };
+        let (mut programs, skipped) = build_programs(config.programs, &launch.env, me, &mut notify);
+        let longest_grace = longest_grace(&programs, &skipped, &config.policy);
         let control = config.control.as_deref().and_then(|path| {
             Control::open(path, &longest_grace.to_string())
                 .map_err(|e| logging::error(&e.0))

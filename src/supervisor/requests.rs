@@ -54,6 +54,29 @@ enum Item {
     },
 }
 
+/// A stop of `stop all` or `restart all` that waits for the programs
+/// after program `i` to be gone: kept, and answered once it is done.
+/// None where it is not running (stopped at once instead).
+fn hold_stop(program: &mut crate::program::Program, i: usize, verb: Verb) -> Option<Item> {
+    let (starts, failures) = (program.starts, program.spawn_failures);
+    let after = match verb {
+        Verb::Stop => AfterStop::Hold,
+        _ => AfterStop::Restart,
+    };
+    program.hold_stop(after)?;
+    Some(match verb {
+        Verb::Stop => Item::Stopped { program: i },
+        _ => Item::Started {
+            program: i,
+            word: "restarted",
+            starts,
+            failures,
+            answer_waiting: false,
+            chained: Vec::new(),
+        },
+    })
+}
+
 /// Width of the state column in `status`.
 const STATE_WIDTH: usize = 10;
 
@@ -193,22 +216,8 @@ impl Supervisor {
             let kill_at = super::deadline_after(now, program.settings.stopwaitsecs.duration());
             let stop_signal = program.stop_signal(SIGTERM);
             if hold {
-                let after = match verb {
-                    Verb::Stop => AfterStop::Hold,
-                    _ => AfterStop::Restart,
-                };
-                if program.hold_stop(after).is_some() {
-                    items.push(match verb {
-                        Verb::Stop => Item::Stopped { program: i },
-                        _ => Item::Started {
-                            program: i,
-                            word: "restarted",
-                            starts,
-                            failures,
-                            answer_waiting: false,
-                            chained: Vec::new(),
-                        },
-                    });
+                if let Some(item) = hold_stop(program, i, verb) {
+                    items.push(item);
                     continue;
                 }
             }
