@@ -94,6 +94,7 @@ struct Woken {
 
 impl Woken {
     fn clear(&mut self, pipes: usize, notify: usize, probes: usize) {
+        #[inline]
         fn unset(flags: &mut Vec<bool>, n: usize) {
             flags.clear();
             if n > 0 {
@@ -223,6 +224,29 @@ pub struct Supervisor {
     /// kept for their allocations, so that a turn makes none.
     poll_fds: Vec<PollFd<'static>>,
     poll_sources: Vec<Source>,
+}
+
+/// A turn's time, read from the clock the first time a handler asks: a
+/// turn that only reaps an orphan reads none.
+#[derive(Default)]
+struct Clock(std::cell::Cell<Option<Instant>>);
+
+impl Clock {
+    /// A clock already read.
+    fn at(now: Instant) -> Clock {
+        Clock(std::cell::Cell::new(Some(now)))
+    }
+
+    fn now(&self) -> Instant {
+        match self.0.get() {
+            Some(now) => now,
+            None => {
+                let now = Instant::now();
+                self.0.set(Some(now));
+                now
+            }
+        }
+    }
 }
 
 /// An init script that did not exist at start: kept for `status`, and
@@ -491,10 +515,10 @@ impl Supervisor {
                 .next_deadline()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             self.wait(timeout);
-            let now = Instant::now();
+            let clock = Clock::default();
             let mut reap = false;
             if self.woken.signals {
-                reap = self.on_signals(now);
+                reap = self.on_signals(&clock);
             }
             // Pipes are read once each per turn, in order, then removed at
             // their end.
@@ -508,19 +532,25 @@ impl Supervisor {
                 index += 1;
                 !ready || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
             });
-            self.on_control(now);
+            if self.control.is_some() {
+                self.on_control(clock.now());
+            }
             self.on_notify();
-            self.on_probes(now);
+            if !self.probes.is_empty() {
+                self.on_probes(clock.now());
+            }
             self.on_outlets();
             if reap {
-                self.reap(now);
+                self.reap(&clock);
             }
-            // One clock read a turn: what came due while this turn's
-            // events were handled is handled at the next, which the
+            // At most one clock read a turn: what came due while this
+            // turn's events were handled is handled at the next, which the
             // timeout (from a fresh read) makes at once.
-            self.on_timers(now);
+            if self.has_timers() {
+                self.on_timers(clock.now());
+            }
             if !self.waiters.is_empty() {
-                self.settle_waiters(now);
+                self.settle_waiters(clock.now());
             }
         }
         // Every process is gone, so every pipe is at its end: log the rest.
@@ -545,8 +575,17 @@ impl Supervisor {
         status
     }
 
+    /// Whether anything can come due: programs, a held main command, the
+    /// control socket's clients, or a shutdown under way.
+    fn has_timers(&self) -> bool {
+        !self.phase.is_supervising()
+            || !self.programs.is_empty()
+            || self.main_held.is_some()
+            || self.control.is_some()
+    }
+
     /// Reads and acts on every pending signal. True if one was SIGCHLD.
-    fn on_signals(&mut self, now: Instant) -> bool {
+    fn on_signals(&mut self, clock: &Clock) -> bool {
         self.received.clear();
         if let Err(e) = self.signals.read_pending(&mut self.received) {
             self.wait_failed("reading signals", e);
@@ -564,7 +603,7 @@ impl Supervisor {
                 Action::Reap => reap = true,
                 Action::Shutdown(sig) if self.phase.is_supervising() => {
                     logging::warn(messages::exit_request(sig));
-                    self.begin_shutdown(sig, now);
+                    self.begin_shutdown(sig, clock.now());
                 }
                 Action::Shutdown(sig) | Action::Forward(sig) => self.forward(sig),
             }
@@ -945,7 +984,8 @@ impl Supervisor {
                 self.woken.set(source, ready);
             }
         }
-        self.poll_fds = recycle(fds);
+        // What `take` left there is an empty Vec::new(): nothing to free.
+        std::mem::forget(std::mem::replace(&mut self.poll_fds, recycle(fds)));
         match result {
             Ok(_) => self.wait_failing = false,
             Err(Errno::EINTR) => {}
@@ -975,10 +1015,10 @@ impl Supervisor {
 
     /// Reaps every child that has exited: SIGCHLDs coalesce, so one signal
     /// may stand for many children.
-    fn reap(&mut self, now: Instant) {
+    fn reap(&mut self, clock: &Clock) {
         loop {
             match signals::reap_one() {
-                Reaped::Child(pid, how) => self.on_exit(pid, how, now),
+                Reaped::Child(pid, how) => self.on_exit(pid, how, clock),
                 Reaped::NoneEnded => {
                     self.have_children = true;
                     break;
@@ -1005,15 +1045,15 @@ impl Supervisor {
     /// Whose exit it is. An orphan's (the common case as PID 1) costs a
     /// compare and a scan: the handlers of the others are kept out of
     /// line, so that reaping one pays for none of their set-up.
-    fn on_exit(&mut self, pid: Pid, how: ExitKind, now: Instant) {
+    fn on_exit(&mut self, pid: Pid, how: ExitKind, clock: &Clock) {
         if self
             .main
             .as_ref()
             .is_some_and(|m| m.pid == pid && m.exit.is_none())
         {
-            self.main_exited(how, now);
+            self.main_exited(how, clock.now());
         } else if let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) {
-            self.program_exited(index, pid, how, now);
+            self.program_exited(index, pid, how, clock.now());
         } else {
             logging::debug(messages::reaped_unknown(pid, how));
         }

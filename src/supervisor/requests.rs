@@ -54,6 +54,24 @@ enum Item {
     },
 }
 
+/// A name a request gave that is no program of the table.
+enum Miss {
+    /// An init script skipped at start for not existing: where it is.
+    Skipped(String, std::path::PathBuf),
+    Unknown(String),
+}
+
+impl Miss {
+    /// Its line of the answer: `NAME: ERROR (…)`.
+    fn item(&self) -> Item {
+        let line = match self {
+            Miss::Skipped(name, path) => format!("{name}: ERROR ({})", messages::skipped(path)),
+            Miss::Unknown(name) => format!("{name}: ERROR (no such program)"),
+        };
+        Item::Line(Outcome::Error, line)
+    }
+}
+
 /// A stop of `stop all` or `restart all` that waits for the programs
 /// after program `i` to be gone: kept, and answered once it is done.
 /// None where it is not running (stopped at once instead).
@@ -134,28 +152,25 @@ impl Supervisor {
 
     /// The program indices `names` mean (`all`: every one), and a line for
     /// each name that is no program.
-    fn targets(&self, names: &[String]) -> (Vec<usize>, Vec<Item>) {
+    fn targets(&self, names: &[String]) -> (Vec<usize>, Vec<Miss>) {
         if names.iter().any(|n| n == ALL_NAME) {
             return ((0..self.programs.len()).collect(), Vec::new());
         }
         let mut found = Vec::new();
-        let mut lines = Vec::new();
+        let mut missed = Vec::new();
         for name in names {
             match self.programs.iter().position(|p| p.name.as_str() == name) {
                 Some(i) => found.push(i),
                 None if name == MAIN_NAME => {}
-                None => lines.push(Item::Line(Outcome::Error, self.no_program(name))),
+                None => missed.push(
+                    match self.skipped.iter().find(|(n, ..)| n.as_str() == name) {
+                        Some((_, path, _)) => Miss::Skipped(name.clone(), path.clone()),
+                        None => Miss::Unknown(name.clone()),
+                    },
+                ),
             }
         }
-        (found, lines)
-    }
-
-    /// `NAME: ERROR (…)` for a name that is no running program.
-    fn no_program(&self, name: &str) -> String {
-        match self.skipped.iter().find(|(n, ..)| n.as_str() == name) {
-            Some((_, path, _)) => format!("{name}: ERROR ({})", messages::skipped(path)),
-            None => format!("{name}: ERROR (no such program)"),
-        }
+        (found, missed)
     }
 
     /// An init script skipped at start because it did not exist, and named
@@ -186,7 +201,8 @@ impl Supervisor {
         if verb != Verb::Stop {
             self.take_up_scripts(names, every, now);
         }
-        let (mut targets, mut items) = self.targets(names);
+        let (mut targets, missed) = self.targets(names);
+        let mut items: Vec<Item> = missed.iter().map(Miss::item).collect();
         if every {
             targets.retain(|&i| {
                 self.programs.get(i).is_some_and(|p| {
@@ -285,7 +301,8 @@ impl Supervisor {
     /// signal: the signal to each named program's group (and the main
     /// command's), answered at once.
     fn signal_request(&mut self, names: &[String], sig: i32) -> Vec<Item> {
-        let (targets, mut items) = self.targets(names);
+        let (targets, missed) = self.targets(names);
+        let mut items: Vec<Item> = missed.iter().map(Miss::item).collect();
         let wants_main =
             names.iter().any(|n| n == MAIN_NAME || n == ALL_NAME) && self.main.is_some();
         let mut kills = Vec::new();
@@ -350,11 +367,14 @@ impl Supervisor {
                 items.push(Item::Line(Outcome::Done, format!("{name}: up")));
             }
         }
-        let (targets, lines) = self.targets(names);
-        items.extend(lines.into_iter().filter(|line| match line {
-            Item::Line(_, l) => !l.contains("does not exist"),
-            _ => true,
-        }));
+        let (targets, missed) = self.targets(names);
+        // A skipped script is up (said above); only unknown names err.
+        items.extend(
+            missed
+                .iter()
+                .filter(|miss| matches!(miss, Miss::Unknown(_)))
+                .map(Miss::item),
+        );
         items.extend(targets.into_iter().map(|program| Item::Up { program }));
         let has_main = self.main.is_some() || self.main_held.is_some();
         if (every && has_main) || names.iter().any(|n| n == MAIN_NAME) {

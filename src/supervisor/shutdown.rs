@@ -276,7 +276,7 @@ impl Supervisor {
         };
         // Reaping in this phase also sends the stop signal to the orphans
         // already adopted (`signal_adopted`), once the dead are gone.
-        self.reap(now);
+        self.reap(&super::Clock::at(now));
         self.notice();
     }
 
@@ -339,6 +339,9 @@ impl Supervisor {
     }
 
     /// Not PID 1: the stop signal to adopted children, see [`Stop::adopted`].
+    /// Out of line: the reap that calls it at a shutdown is the one every
+    /// orphan's exit takes too.
+    #[inline(never)]
     pub(super) fn signal_adopted(&mut self) {
         let children = with_groups(self.unknown_children());
         let sig = match &self.phase {
@@ -467,7 +470,9 @@ impl Supervisor {
         self.rekill();
     }
 
-    /// SIGKILL to every process still there, see [`Stop::kill`].
+    /// SIGKILL to every process still there, see [`Stop::kill`]. Out of
+    /// line, as [`Supervisor::signal_adopted`].
+    #[inline(never)]
     pub(super) fn rekill(&mut self) {
         let stop = match &self.phase {
             Phase::ShuttingDown { stop, .. } | Phase::Killing { stop, .. } => stop,
