@@ -200,6 +200,21 @@ REAPERS = {
 }
 
 
+def callgrind_orphans(small, large, extra):
+    """Each reaper's callgrind count for `INIT -- perl orphans.pl N EXTRA`
+    at both sizes, and the difference over the difference in orphans."""
+    counts = {}
+    for name, argv in REAPERS.items():
+        for n in (small, large):
+            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+                                 + argv + ["perl", ORPHANS, str(n)] + extra, capture_output=True, text=True)
+            found = re.search(r"Collected : (\d+)", out.stderr)
+            counts[(name, n)] = int(found.group(1)) if found else None
+    per = {name: (counts[(name, large)] - counts[(name, small)]) / (large - small)
+           for name in REAPERS if counts[(name, large)] and counts[(name, small)]}
+    return counts, per
+
+
 def orphans():
     """callgrind's count of the init's instructions for `INIT -- perl
     orphans.pl N` at two sizes: the difference over the difference in
@@ -207,15 +222,7 @@ def orphans():
     orphans.pl stops the init while the orphans end, so each init reaps
     them all at one wake-up and the count repeats exactly run to run."""
     small, large = 200, 2000
-    counts = {}
-    for name, argv in REAPERS.items():
-        for n in (small, large):
-            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-                                 + argv + ["perl", ORPHANS, str(n)], capture_output=True, text=True)
-            found = re.search(r"Collected : (\d+)", out.stderr)
-            counts[(name, n)] = int(found.group(1)) if found else None
-    per = {name: (counts[(name, large)] - counts[(name, small)]) / (large - small)
-           for name in REAPERS if counts[(name, large)] and counts[(name, small)]}
+    counts, per = callgrind_orphans(small, large, [])
     rows = []
     for name in REAPERS:
         ratio = f"{per[name] / per['catatonit']:.2f}" if name in per and per.get("catatonit") else "?"
@@ -231,15 +238,7 @@ def wakeups():
     each is one wake-up of the init's loop; the difference over the
     difference in orphans is the cost of one whole turn."""
     small, large = 200, 2000
-    counts = {}
-    for name, argv in REAPERS.items():
-        for n in (small, large):
-            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-                                 + argv + ["perl", ORPHANS, str(n), "serial"], capture_output=True, text=True)
-            found = re.search(r"Collected : (\d+)", out.stderr)
-            counts[(name, n)] = int(found.group(1)) if found else None
-    per = {name: (counts[(name, large)] - counts[(name, small)]) / (large - small)
-           for name in REAPERS if counts[(name, large)] and counts[(name, small)]}
+    counts, per = callgrind_orphans(small, large, ["serial"])
     rows = []
     for name in REAPERS:
         ratio = f"{per[name] / per['catatonit']:.2f}" if name in per and per.get("catatonit") else "?"

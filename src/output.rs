@@ -40,11 +40,16 @@ impl LineBuffer {
         if chunk.is_empty() {
             return;
         }
-        self.partial.extend_from_slice(chunk);
-        // A line that outgrows the limit is logged in pieces now, so that a
-        // program printing without newlines costs bounded memory. Only
-        // while more than a piece is held: where the next piece starts
-        // must be seen to cut between characters.
+        self.hold(chunk, emit);
+    }
+
+    /// Keeps `rest`, the start of a line. A line that outgrows the limit
+    /// goes out in pieces now, so that a program printing without
+    /// newlines costs bounded memory. Only while more than a piece is
+    /// held: where the next piece starts must be seen to cut between
+    /// characters.
+    fn hold(&mut self, rest: &[u8], emit: &mut impl FnMut(&[u8])) {
+        self.partial.extend_from_slice(rest);
         while self.partial.len() > MAX_LINE {
             let n = piece_len(&self.partial);
             if let Some(piece) = self.partial.get(..n) {
@@ -84,14 +89,7 @@ impl LineBuffer {
             }
             None => chunk,
         };
-        self.partial.extend_from_slice(rest);
-        while self.partial.len() > MAX_LINE {
-            let n = piece_len(&self.partial);
-            if let Some(piece) = self.partial.get(..n) {
-                emit(piece);
-            }
-            self.partial.drain(..n);
-        }
+        self.hold(rest, emit);
     }
 
     /// The partial last line, as printed (no newline added).
