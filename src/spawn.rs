@@ -23,7 +23,7 @@
 //! user. Init is one thread, so the forked child is a plain copy; an exec
 //! failure comes back through a close-on-exec pipe.
 
-use std::ffi::{CStr, CString, OsStr, c_char};
+use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -114,28 +114,6 @@ pub enum Isolation {
     /// The main command: new process group, init's stdio, and the terminal's
     /// foreground when stdin is one.
     Main,
-}
-
-unsafe extern "C" {
-    /// The C library's environment list: init's own, which it never changes.
-    static environ: *const *const c_char;
-}
-
-/// init's environment as the child gets it, each entry borrowed from the
-/// C library's list (std's `vars_os` would copy every name and value).
-pub fn environment() -> Vec<&'static CStr> {
-    let mut entries = Vec::new();
-    // SAFETY: `environ` is a null-terminated array of NUL-terminated
-    // strings that live as long as the process, since nothing in init sets
-    // or unsets a variable (std's `set_var` is never called).
-    unsafe {
-        let mut at = environ;
-        while !at.is_null() && !(*at).is_null() {
-            entries.push(CStr::from_ptr(*at));
-            at = at.add(1);
-        }
-    }
-    entries
 }
 
 /// The environment a child with these settings gets: init's, then the

@@ -357,7 +357,7 @@ pub fn launch(config: &mut Config) -> Launch {
         // main command starts: its orphans are ours from the first.
         subreaper = nix::sys::prctl::set_child_subreaper(true).err();
     }
-    let mut env = spawn::environment();
+    let mut env = crate::glibc::environment();
     // Children find their init: a `cocalc-init restart x` run inside one
     // needs no --control.
     let control_var = config.control.as_ref().and_then(|path| {

@@ -11,7 +11,7 @@
 //! default, killed init with SIGSEGV at start), and a directory service
 //! that needs a daemon or the network has no place in an init's start.
 
-use std::ffi::{CString, c_char, c_int};
+use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::Once;
 
@@ -84,21 +84,9 @@ fn files_only() {
     static PINNED: Once = Once::new();
     PINNED.call_once(|| {
         for database in [c"passwd", c"group", c"initgroups"] {
-            // It fails only for a database glibc does not know (an older
-            // glibc without `initgroups` falls back to `group`) or out of
-            // memory: the lookups then read what nsswitch.conf says, as
-            // they would without this call.
-            // SAFETY: both arguments are NUL-terminated strings that live
-            // for the whole program; glibc copies what it keeps.
-            let _ = unsafe { __nss_configure_lookup(database.as_ptr(), c"files".as_ptr()) };
+            crate::glibc::nss_files_only(database);
         }
     });
-}
-
-// glibc's own (declared in <nss.h>), in both the shared and the static
-// library; the libc crate does not declare it.
-unsafe extern "C" {
-    fn __nss_configure_lookup(database: *const c_char, services: *const c_char) -> c_int;
 }
 
 /// Whether init may become another user: root, and (in a container
