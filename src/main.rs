@@ -38,6 +38,7 @@ mod stamp;
 mod status;
 mod stdio;
 mod supervisor;
+mod table;
 mod user;
 mod values;
 mod verbs;

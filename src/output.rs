@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use crate::logging;
 use crate::messages;
 use crate::outlet::{OutletId, Outlets};
+use crate::table::ProgramId;
 use crate::values::Stream;
 
 /// The longest line logged in one piece.
@@ -163,8 +164,8 @@ pub enum Dest {
 /// A read end of a program's stdout or stderr. It lives until its end,
 /// which may come long after the program's (a grandchild can hold it open).
 pub struct Pipe {
-    /// The program's index in the supervisor's list.
-    pub program: usize,
+    /// Whose output it is.
+    pub program: ProgramId,
     name: String,
     stream: Stream,
     dest: Dest,
@@ -180,7 +181,7 @@ pub enum PipeRead {
 }
 
 impl Pipe {
-    pub fn new(program: usize, name: &str, stream: Stream, dest: Dest, file: File) -> Pipe {
+    pub fn new(program: ProgramId, name: &str, stream: Stream, dest: Dest, file: File) -> Pipe {
         Pipe {
             program,
             name: name.to_string(),

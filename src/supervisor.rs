@@ -36,6 +36,7 @@ use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::stdio;
+use crate::table::{ProgramId, Table};
 use crate::values::{Level, Policy, Stream};
 
 mod readiness;
@@ -139,7 +140,7 @@ impl Woken {
 
 /// A connect under way for a `ready=tcp` program.
 struct Probe {
-    program: usize,
+    program: ProgramId,
     fd: std::os::fd::OwnedFd,
 }
 
@@ -170,7 +171,7 @@ impl Phase {
 pub struct Supervisor {
     policy: Policy,
     signals: Signals,
-    programs: Vec<Program>,
+    programs: Table,
     main: Option<MainCommand>,
     /// The main command's own settings (directory, environment, user,
     /// stopsignal, after).
@@ -260,12 +261,12 @@ fn build_programs(
     env: &[&CStr],
     me: Pid,
     notify: &mut Vec<NotifySocket>,
-) -> (Vec<Program>, Vec<Skipped>) {
+) -> (Table, Vec<Skipped>) {
     let now = Instant::now();
-    let mut programs = Vec::with_capacity(specs.len());
+    let mut programs = Table::default();
     let mut skipped = Vec::new();
     for spec in specs {
-        let index = programs.len();
+        let index = programs.next_id();
         match spec.kind {
             ProgramKind::Command(words) => {
                 // Words from the command line hold no NUL byte.
@@ -287,10 +288,9 @@ fn build_programs(
                     skipped.push((spec.name, script, spec.settings));
                     continue;
                 }
-                programs.extend(
-                    init_script(spec.name, &script, spec.settings, now)
-                        .map(|p| prepare(p, index, env, me, notify)),
-                );
+                if let Some(program) = init_script(spec.name, &script, spec.settings, now) {
+                    programs.push(prepare(program, index, env, me, notify));
+                }
             }
         }
     }
@@ -299,7 +299,7 @@ fn build_programs(
 
 /// How long a client waits for a stop's answer: as long as the longest
 /// stop can take, a grace or the sum along a chain of `after`.
-fn longest_grace(programs: &[Program], skipped: &[Skipped], policy: &Policy) -> f64 {
+fn longest_grace(programs: &Table, skipped: &[Skipped], policy: &Policy) -> f64 {
     let every: Vec<(&str, &Settings)> = programs
         .iter()
         .map(|p| (p.name.as_str(), &p.settings))
@@ -682,7 +682,7 @@ impl Supervisor {
         let mut gave_up = Vec::new();
         for _ in 0..=self.programs.len() {
             let mut more = false;
-            for i in 0..self.programs.len() {
+            for i in self.programs.ids() {
                 let blocked: Vec<String> = match self.programs.get(i) {
                     Some(p) if p.is_due(now) => order::not_up(&p.settings.after, |n| self.is_up(n))
                         .into_iter()
@@ -719,7 +719,7 @@ impl Supervisor {
 
     /// Starts program `i`; what followed a failed spawn, None when it
     /// started.
-    fn spawn_program(&mut self, i: usize, now: Instant) -> Option<Then> {
+    fn spawn_program(&mut self, i: ProgramId, now: Instant) -> Option<Then> {
         let program = self.programs.get_mut(i)?;
         let own: Vec<&CStr>;
         let env: &[&CStr] = match &program.env {
@@ -809,7 +809,7 @@ impl Supervisor {
 
     /// An essential program that is down for good ends init, with its
     /// status, as a SIGTERM would.
-    fn check_essential(&mut self, index: usize, now: Instant) {
+    fn check_essential(&mut self, index: ProgramId, now: Instant) {
         let Some(program) = self.programs.get(index) else {
             return;
         };
@@ -857,7 +857,9 @@ impl Supervisor {
                 // those go, and at the latest when the grace is over.
                 self.release_held(now);
                 if at_end {
-                    let held: Vec<usize> = (0..self.programs.len())
+                    let held: Vec<ProgramId> = self
+                        .programs
+                        .ids()
                         .filter(|&i| self.programs.get(i).is_some_and(|p| p.held_stop.is_some()))
                         .collect();
                     for &i in &held {
@@ -1052,7 +1054,7 @@ impl Supervisor {
             .is_some_and(|m| m.pid == pid && m.exit.is_none())
         {
             self.main_exited(how, clock.now());
-        } else if let Some(index) = self.programs.iter().position(|p| p.pid() == Some(pid)) {
+        } else if let Some(index) = self.programs.by_pid(pid) {
             self.program_exited(index, pid, how, clock.now());
         } else {
             logging::debug(messages::reaped_unknown(pid, how));
@@ -1072,7 +1074,7 @@ impl Supervisor {
     }
 
     #[inline(never)]
-    fn program_exited(&mut self, index: usize, pid: Pid, how: ExitKind, now: Instant) {
+    fn program_exited(&mut self, index: ProgramId, pid: Pid, how: ExitKind, now: Instant) {
         self.drop_probes(index);
         // What the program wrote before it died goes above its exit line.
         if self.buf.len() < READ_CHUNK {
@@ -1182,7 +1184,7 @@ fn log_then(name: &str, then: Then) {
 /// A `ready=notify` program's socket: the socket itself says whose a
 /// datagram is, the sender's credentials that it is no other program's.
 struct NotifySocket {
-    program: usize,
+    program: ProgramId,
     socket: Notify,
 }
 
@@ -1192,7 +1194,7 @@ struct NotifySocket {
 /// STARTING.
 fn prepare(
     mut program: Program,
-    index: usize,
+    index: ProgramId,
     base: &[&CStr],
     me: Pid,
     sockets: &mut Vec<NotifySocket>,

@@ -11,6 +11,7 @@ use crate::notify::Received;
 use crate::probe::{self, Connect};
 use crate::program::State;
 use crate::settings::Ready;
+use crate::table::ProgramId;
 
 /// Datagrams read from the notify socket in one turn of the loop.
 const NOTIFY_PER_TURN: usize = 64;
@@ -101,7 +102,7 @@ impl Supervisor {
     /// Probes that are due: `exists` looks, `tcp` starts a connect (or
     /// gives up on one that took too long).
     pub(super) fn probe_due(&mut self, now: Instant) {
-        for i in 0..self.programs.len() {
+        for i in self.programs.ids() {
             let Some(program) = self.programs.get(i) else {
                 continue;
             };
@@ -141,7 +142,7 @@ impl Supervisor {
 
     /// A probe's answer for program `i`: up, or another try after
     /// [`probe::EVERY`].
-    fn probe_result(&mut self, i: usize, ok: bool, now: Instant) {
+    fn probe_result(&mut self, i: ProgramId, ok: bool, now: Instant) {
         let Some(program) = self.programs.get_mut(i) else {
             return;
         };
@@ -161,7 +162,7 @@ impl Supervisor {
     }
 
     /// A program that has exited takes its connects under way with it.
-    pub(super) fn drop_probes(&mut self, program: usize) {
+    pub(super) fn drop_probes(&mut self, program: ProgramId) {
         self.probes.retain(|p| p.program != program);
     }
 }

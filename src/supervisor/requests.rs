@@ -16,6 +16,7 @@ use crate::messages;
 use crate::program::{self, AfterStop, Answer, State};
 use crate::signals::SIGTERM;
 use crate::stamp;
+use crate::table::ProgramId;
 use crate::verbs::{self, Outcome, Verb};
 
 /// A reply waiting for programs to stop or start.
@@ -29,17 +30,17 @@ enum Item {
     Line(Outcome, String),
     /// Done when the program is no longer stopping.
     Stopped {
-        program: usize,
+        program: ProgramId,
     },
     /// Done when the program is up (`wait`).
     Up {
-        program: usize,
+        program: ProgramId,
     },
     /// Done when the main command runs (`wait`).
     MainUp,
     /// Done when the program has started again (or failed to).
     Started {
-        program: usize,
+        program: ProgramId,
         word: &'static str,
         starts: u32,
         failures: u32,
@@ -75,7 +76,7 @@ impl Miss {
 /// A stop of `stop all` or `restart all` that waits for the programs
 /// after program `i` to be gone: kept, and answered once it is done.
 /// None where it is not running (stopped at once instead).
-fn hold_stop(program: &mut crate::program::Program, i: usize, verb: Verb) -> Option<Item> {
+fn hold_stop(program: &mut crate::program::Program, i: ProgramId, verb: Verb) -> Option<Item> {
     let (starts, failures) = (program.starts, program.spawn_failures);
     let after = match verb {
         Verb::Stop => AfterStop::Hold,
@@ -152,14 +153,14 @@ impl Supervisor {
 
     /// The program indices `names` mean (`all`: every one), and a line for
     /// each name that is no program.
-    fn targets(&self, names: &[String]) -> (Vec<usize>, Vec<Miss>) {
+    fn targets(&self, names: &[String]) -> (Vec<ProgramId>, Vec<Miss>) {
         if names.iter().any(|n| n == ALL_NAME) {
-            return ((0..self.programs.len()).collect(), Vec::new());
+            return (self.programs.ids().collect(), Vec::new());
         }
         let mut found = Vec::new();
         let mut missed = Vec::new();
         for name in names {
-            match self.programs.iter().position(|p| p.name.as_str() == name) {
+            match self.programs.by_name(name) {
                 Some(i) => found.push(i),
                 None if name == MAIN_NAME => {}
                 None => missed.push(
@@ -185,7 +186,7 @@ impl Supervisor {
             });
         self.skipped = still;
         for (name, path, settings) in ready {
-            let index = self.programs.len();
+            let index = self.programs.next_id();
             if let Some(program) = super::init_script(name, &path, settings, now) {
                 let program = super::prepare(program, index, &self.env, self.me, &mut self.notify);
                 self.programs.push(program);
@@ -280,7 +281,7 @@ impl Supervisor {
 
     /// For each of `targets`, the names of its `after` that are among
     /// them.
-    fn after_one_of(&self, targets: &[usize]) -> Vec<Vec<String>> {
+    fn after_one_of(&self, targets: &[ProgramId]) -> Vec<Vec<String>> {
         let named = |dep: &&String| {
             targets.iter().any(|&t| {
                 self.programs

@@ -19,6 +19,7 @@ use crate::messages;
 use crate::procs;
 use crate::program::{AfterStop, State};
 use crate::signals::{SIGCONT, SIGKILL, SIGTERM};
+use crate::table::ProgramId;
 
 /// Whom a signal goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +224,9 @@ impl Supervisor {
         let mut groups: Vec<(Pid, i32)> = Vec::new();
         // Reverse start order: a program that others start after stops
         // once they are gone.
-        let waits: Vec<bool> = (0..self.programs.len())
+        let waits: Vec<bool> = self
+            .programs
+            .ids()
             .map(|i| self.has_live_dependents(i, true))
             .collect();
         let mut held = Vec::new();
@@ -284,7 +287,7 @@ impl Supervisor {
     /// stop waits for them): not gone, and not yet sent SIGKILL. The main
     /// command counts when it starts after `i` and `with_main` (a
     /// shutdown): `stop all` and `restart all` leave it running.
-    pub(super) fn has_live_dependents(&self, i: usize, with_main: bool) -> bool {
+    pub(super) fn has_live_dependents(&self, i: ProgramId, with_main: bool) -> bool {
         let Some(name) = self.programs.get(i).map(|p| p.name.as_str()) else {
             return false;
         };
@@ -303,7 +306,7 @@ impl Supervisor {
     /// Held stops whose programs after them are gone: sent now, each with
     /// its own grace, which may lengthen the shutdown's.
     pub(super) fn release_held(&mut self, now: Instant) {
-        for i in 0..self.programs.len() {
+        for i in self.programs.ids() {
             let held = self.programs.get(i).and_then(|p| p.held_stop);
             if held.is_none() || self.has_live_dependents(i, !self.phase.is_supervising()) {
                 continue;
@@ -313,7 +316,7 @@ impl Supervisor {
     }
 
     /// Sends program `i` the stop it was holding.
-    pub(super) fn release(&mut self, i: usize, now: Instant) {
+    pub(super) fn release(&mut self, i: ProgramId, now: Instant) {
         let Some(program) = self.programs.get_mut(i) else {
             return;
         };
