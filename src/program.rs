@@ -10,10 +10,10 @@
 //!      └──── exit that autorestart restarts ◀───┤
 //!            exit it does not restart ──▶ Exited
 //!            too many failed starts in a row ──▶ Fatal ──start──▶ Waiting
-//!   stop request: Starting/Running ──▶ Stopping ──exit──▶ Held
-//!                 Waiting/Exited ──▶ Held;  restart: … Stopping ──exit──▶ Waiting
-//!   start request: Waiting/Exited/Held/Fatal ──▶ Waiting (due now, backoff reset)
-//!   shutdown: Waiting/Held/… ──▶ Done;  Starting/Running ──▶ Stopping ──exit──▶ Done
+//!   stop request: Starting/Running ──▶ Stopping ──exit──▶ Stopped
+//!                 Waiting/Exited ──▶ Stopped;  restart: … Stopping ──exit──▶ Waiting
+//!   start request: Waiting/Exited/Stopped/Fatal ──▶ Waiting (due now, backoff reset)
+//!   shutdown: Waiting/Stopped/… ──▶ Done;  Starting/Running ──▶ Stopping ──exit──▶ Done
 //! ```
 //!
 //! What an exit leads to is the program's `autorestart`: by default an
@@ -49,7 +49,7 @@ pub enum State {
     Fatal,
     /// Stopped by request at `at` (wall clock): stays down until started
     /// by request.
-    Held { at: SystemTime },
+    Stopped { at: SystemTime },
     /// Sent its stop signal; waiting for it to exit. `kill_at`: when the
     /// stop turns to SIGKILL (None once it has).
     Stopping {
@@ -65,7 +65,7 @@ pub enum State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterStop {
     Shutdown,
-    Hold,
+    StayStopped,
     Restart,
 }
 
@@ -142,7 +142,7 @@ pub struct Program {
     /// A stop (of a shutdown, `stop all`, `restart all`) that waits for
     /// the programs that start after this one to be gone, and what is to
     /// follow it.
-    pub held_stop: Option<AfterStop>,
+    pub deferred_stop: Option<AfterStop>,
     pub state: State,
     /// Consecutive runs shorter than `startsecs`, failed spawns included.
     short_runs: u32,
@@ -197,7 +197,7 @@ impl Program {
             waiting_for: Vec::new(),
             probe_at: None,
             status_text: None,
-            held_stop: None,
+            deferred_stop: None,
             state,
             short_runs: 0,
             pgid: None,
@@ -217,7 +217,7 @@ impl Program {
             | State::Waiting { .. }
             | State::Exited
             | State::Fatal
-            | State::Held { .. }
+            | State::Stopped { .. }
             | State::Done => None,
         }
     }
@@ -253,7 +253,7 @@ impl Program {
     /// RUNNING (ready), or EXITED with an expected code.
     pub fn is_up(&self) -> bool {
         // About to stop, held for the programs after it: not up for them.
-        if self.held_stop.is_some() {
+        if self.deferred_stop.is_some() {
             return false;
         }
         match self.state {
@@ -348,11 +348,11 @@ impl Program {
         let expected =
             matches!(how, ExitKind::Code(code) if self.settings.exitcodes.contains(code));
         // Ended by itself while its stop waited for others: as stopped.
-        if let (Some(after), Some(_)) = (self.held_stop.take(), self.pid()) {
+        if let (Some(after), Some(_)) = (self.deferred_stop.take(), self.pid()) {
             self.ended = Some((Ended::Exit { how, expected }, wall));
             self.state = match after {
                 AfterStop::Shutdown => State::Done,
-                AfterStop::Hold => State::Held { at: wall },
+                AfterStop::StayStopped => State::Stopped { at: wall },
                 AfterStop::Restart => {
                     self.short_runs = 0;
                     State::Waiting { at: now }
@@ -369,7 +369,7 @@ impl Program {
                 self.ended = Some((Ended::Exit { how, expected }, wall));
                 self.state = match after {
                     AfterStop::Shutdown => State::Done,
-                    AfterStop::Hold => State::Held { at: wall },
+                    AfterStop::StayStopped => State::Stopped { at: wall },
                     AfterStop::Restart => {
                         self.short_runs = 0;
                         State::Waiting { at: now }
@@ -381,7 +381,7 @@ impl Program {
             | State::Waiting { .. }
             | State::Exited
             | State::Fatal
-            | State::Held { .. }
+            | State::Stopped { .. }
             | State::Done => {
                 return None;
             }
@@ -423,7 +423,7 @@ impl Program {
     /// due at `kill_at`.
     pub fn stop(&mut self, kill_at: Instant) -> Option<Pid> {
         // A stop held by `stop all`/`restart all` gives way to this one.
-        self.held_stop = None;
+        self.deferred_stop = None;
         match self.state {
             State::Starting { pid, .. } | State::Running { pid, .. } => {
                 self.state = State::Stopping {
@@ -442,7 +442,7 @@ impl Program {
                 };
                 Some(pid)
             }
-            State::NotStarted | State::Waiting { .. } | State::Held { .. } | State::Fatal => {
+            State::NotStarted | State::Waiting { .. } | State::Stopped { .. } | State::Fatal => {
                 self.state = State::Done;
                 None
             }
@@ -453,25 +453,25 @@ impl Program {
     /// A stop that must wait (reverse start order): kept, and nothing is
     /// sent yet. The group, if it runs; one that does not run is stopped
     /// at once as the stop would.
-    pub fn hold_stop(&mut self, after: AfterStop) -> Option<Pid> {
+    pub fn defer_stop(&mut self, after: AfterStop) -> Option<Pid> {
         let pid = match self.state {
             State::Starting { pid, .. } | State::Running { pid, .. } => pid,
             _ => return None,
         };
-        self.held_stop = Some(after);
+        self.deferred_stop = Some(after);
         Some(pid)
     }
 
     /// The held stop, now: the group to signal, if it still runs.
-    pub fn release_stop(
+    pub fn send_deferred_stop(
         &mut self,
         now: Instant,
         kill_at: Instant,
         wall: SystemTime,
     ) -> Option<Pid> {
-        match self.held_stop.take()? {
+        match self.deferred_stop.take()? {
             AfterStop::Shutdown => self.stop(kill_at),
-            AfterStop::Hold => match self.request_stop(kill_at, wall) {
+            AfterStop::StayStopped => match self.request_stop(kill_at, wall) {
                 Answer::Signal(pid) => Some(pid),
                 _ => None,
             },
@@ -494,46 +494,48 @@ impl Program {
     /// `cocalc-init stop`: SIGKILL at `kill_at` if the stop signal was not
     /// enough; the program then stays down.
     pub fn request_stop(&mut self, kill_at: Instant, wall: SystemTime) -> Answer {
-        self.held_stop = None;
+        self.deferred_stop = None;
         match self.state {
             State::Starting { pid, .. } | State::Running { pid, .. } => {
                 self.state = State::Stopping {
                     pid,
-                    after: AfterStop::Hold,
+                    after: AfterStop::StayStopped,
                     kill_at: Some(kill_at),
                 };
                 Answer::Signal(pid)
             }
             State::Stopping {
-                after: AfterStop::Hold | AfterStop::Restart,
+                after: AfterStop::StayStopped | AfterStop::Restart,
                 ..
-            } => self.stop_ends_in(AfterStop::Hold),
+            } => self.stop_ends_in(AfterStop::StayStopped),
             // Backing off or exited: no restart any more.
             State::Waiting { .. } | State::Exited => {
-                self.state = State::Held { at: wall };
+                self.state = State::Stopped { at: wall };
                 Answer::Done("stopped")
             }
-            State::NotStarted | State::Held { .. } | State::Fatal => Answer::Refused("not running"),
+            State::NotStarted | State::Stopped { .. } | State::Fatal => {
+                Answer::Refused("not running")
+            }
             State::Stopping { .. } | State::Done => Answer::Refused("shutting down"),
         }
     }
 
     /// `cocalc-init start`: due now, backoff reset.
     pub fn request_start(&mut self, now: Instant) -> Answer {
-        self.held_stop = None;
+        self.deferred_stop = None;
         match self.state {
             State::NotStarted
             | State::Waiting { .. }
             | State::Exited
             | State::Fatal
-            | State::Held { .. } => {
+            | State::Stopped { .. } => {
                 self.state = State::Waiting { at: now };
                 self.short_runs = 0;
                 Answer::Spawn
             }
             State::Starting { .. } | State::Running { .. } => Answer::Refused("already started"),
             State::Stopping {
-                after: AfterStop::Hold | AfterStop::Restart,
+                after: AfterStop::StayStopped | AfterStop::Restart,
                 ..
             } => self.stop_ends_in(AfterStop::Restart),
             State::Stopping { .. } | State::Done => Answer::Refused("shutting down"),
@@ -629,7 +631,7 @@ impl Program {
                 }
                 _ => ("EXITED", String::new(), true),
             },
-            State::Held { at } => (
+            State::Stopped { at } => (
                 "STOPPED",
                 format!("{} (stopped by request)", when(at)),
                 false,
@@ -822,7 +824,7 @@ mod tests {
             p.exited(ExitKind::Signal(9), now, WALL, &policy()),
             Some(Exit::Stopped)
         );
-        assert_eq!(p.state, State::Held { at: WALL });
+        assert_eq!(p.state, State::Stopped { at: WALL });
         assert_eq!(p.deadline(), None);
         assert!(!p.is_due(now + Duration::from_secs(1000)));
         assert_eq!(
@@ -847,7 +849,7 @@ mod tests {
             "exit status 1; not expected; starts again in 1 s; 0 restarts"
         );
         assert_eq!(p.request_stop(now, WALL), Answer::Done("stopped"));
-        assert!(matches!(p.state, State::Held { .. }));
+        assert!(matches!(p.state, State::Stopped { .. }));
     }
 
     #[test]
@@ -1101,10 +1103,10 @@ mod tests {
         let now = Instant::now();
         let mut p = program(now);
         p.started(PID, now);
-        assert_eq!(p.hold_stop(AfterStop::Restart), Some(PID));
+        assert_eq!(p.defer_stop(AfterStop::Restart), Some(PID));
         assert!(!p.is_up());
         assert_eq!(p.stop(now), Some(PID));
-        assert_eq!(p.held_stop, None);
+        assert_eq!(p.deferred_stop, None);
         assert_eq!(
             p.exited(ExitKind::Signal(15), now, WALL, &policy()),
             Some(Exit::Stopped)

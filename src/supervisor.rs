@@ -176,11 +176,11 @@ pub struct Supervisor {
     /// The main command's own settings (directory, environment, user,
     /// stopsignal, after).
     main_settings: Settings,
-    /// The main command, held back by its `after` until those are up.
+    /// The main command, waiting for its `after` until those are up.
     main_held: Option<Vec<CString>>,
-    /// The programs the held main command waits for, as last logged.
+    /// The programs the waiting main command waits for, as last logged.
     main_waiting_for: Vec<String>,
-    /// Init's exit status when an essential program (or a held main
+    /// Init's exit status when an essential program (or a waiting main
     /// command that could not start) ended it.
     essential_status: Option<u8>,
     main_start: Option<Result<spawn::Spawned, spawn::SpawnError>>,
@@ -342,7 +342,7 @@ pub struct Launch {
     /// The main command's spawn, if there is one.
     main: Option<Result<spawn::Spawned, spawn::SpawnError>>,
     /// The main command, if its `after` holds it back.
-    held: Option<Vec<CString>>,
+    waiting: Option<Vec<CString>>,
     env: Vec<&'static CStr>,
 }
 
@@ -370,7 +370,7 @@ pub fn launch(config: &mut Config) -> Launch {
         env.push(Box::leak(var.into_boxed_c_str()));
     }
     // A main command with an `after` starts later, from the loop.
-    let mut held = None;
+    let mut waiting = None;
     let mut main = None;
     if let Some(argv) = config.main.take() {
         if config.main_settings.after.is_empty() {
@@ -381,14 +381,14 @@ pub fn launch(config: &mut Config) -> Launch {
                 config.control.is_some(),
             ));
         } else {
-            held = Some(argv);
+            waiting = Some(argv);
         }
     }
     Launch {
         me,
         subreaper,
         main,
-        held,
+        waiting,
         env,
     }
 }
@@ -461,7 +461,7 @@ impl Supervisor {
             programs,
             main: None,
             main_settings: config.main_settings,
-            main_held: launch.held,
+            main_held: launch.waiting,
             main_waiting_for: Vec::new(),
             essential_status: None,
             main_start: launch.main,
@@ -575,7 +575,7 @@ impl Supervisor {
         status
     }
 
-    /// Whether anything can come due: programs, a held main command, the
+    /// Whether anything can come due: programs, a waiting main command, the
     /// control socket's clients, or a shutdown under way.
     fn has_timers(&self) -> bool {
         !self.phase.is_supervising()
@@ -654,11 +654,11 @@ impl Supervisor {
     }
 
     /// Starts every program that is due and whose `after` is up, and the
-    /// held main command once its `after` is. Confirmations come first,
+    /// waiting main command once its `after` is. Confirmations come first,
     /// and the pass repeats while one start made another program up
     /// (startsecs 0), so that a chain starts in one turn.
     fn start_due(&mut self, now: Instant) {
-        // Only a program waiting or starting, or a held main command, can
+        // Only a program waiting or starting, or a waiting main command, can
         // have anything to do here.
         let waiting = |p: &Program| {
             matches!(
@@ -774,7 +774,7 @@ impl Supervisor {
         }
     }
 
-    /// The main command held back by its `after`: started once they are
+    /// The main command waiting for its `after`: started once they are
     /// up. One that cannot start ends init, as at the start.
     fn start_held_main(&mut self, now: Instant) {
         if self.main_held.is_none() {
@@ -841,7 +841,7 @@ impl Supervisor {
             Phase::Supervising => {
                 // Without programs (tini-style) no program timer can be due.
                 if !self.programs.is_empty() || self.main_held.is_some() {
-                    self.release_held(now);
+                    self.send_deferred_stops(now);
                     // Probes first: a program up now lets those after it start.
                     self.probe_due(now);
                     self.start_due(now);
@@ -853,22 +853,26 @@ impl Supervisor {
             }
             Phase::ShuttingDown { grace_end, .. } => {
                 let at_end = now >= *grace_end;
-                // Stops held for the programs after them: released as
+                // Stops deferred for the programs after them: released as
                 // those go, and at the latest when the grace is over.
-                self.release_held(now);
+                self.send_deferred_stops(now);
                 if at_end {
-                    let held: Vec<ProgramId> = self
+                    let deferred: Vec<ProgramId> = self
                         .programs
                         .ids()
-                        .filter(|&i| self.programs.get(i).is_some_and(|p| p.held_stop.is_some()))
+                        .filter(|&i| {
+                            self.programs
+                                .get(i)
+                                .is_some_and(|p| p.deferred_stop.is_some())
+                        })
                         .collect();
-                    for &i in &held {
+                    for &i in &deferred {
                         self.release(i, now);
                     }
                     let Phase::ShuttingDown { stop, .. } = &self.phase else {
                         return;
                     };
-                    if !held.is_empty() {
+                    if !deferred.is_empty() {
                         return;
                     }
                     self.phase = Phase::Killing {
@@ -894,10 +898,10 @@ impl Supervisor {
                 if notice {
                     *next_notice = deadline_after(now, NOTICE_EVERY);
                 }
-                // Programs whose own stopwaitsecs is over; a stop held for
+                // Programs whose own stopwaitsecs is over; a stop deferred for
                 // one of them goes at once.
                 self.kill_due(now);
-                self.release_held(now);
+                self.send_deferred_stops(now);
                 if kill_main {
                     self.kill_main();
                 }
@@ -1090,14 +1094,14 @@ impl Supervisor {
         let Some(program) = self.programs.get_mut(index) else {
             return;
         };
-        // A program whose shutdown stop was held ended by itself: what it
+        // A program whose shutdown stop was deferred ended by itself: what it
         // left in its group gets the stop signal now, not at SIGKILL.
-        let held_group = program
+        let deferred_group = program
             .pgid
-            .filter(|_| program.held_stop == Some(crate::program::AfterStop::Shutdown));
+            .filter(|_| program.deferred_stop == Some(crate::program::AfterStop::Shutdown));
         let own_signal = program.stop_signal(stop_signal);
         let outcome = program.exited(how, now, SystemTime::now(), &self.policy);
-        if let (Some(pgid), Phase::ShuttingDown { stop, .. }) = (held_group, &mut self.phase) {
+        if let (Some(pgid), Phase::ShuttingDown { stop, .. }) = (deferred_group, &mut self.phase) {
             let kills = stop.release(pgid, own_signal);
             self.apply(&kills);
         }

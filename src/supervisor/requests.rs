@@ -76,13 +76,17 @@ impl Miss {
 /// A stop of `stop all` or `restart all` that waits for the programs
 /// after program `i` to be gone: kept, and answered once it is done.
 /// None where it is not running (stopped at once instead).
-fn hold_stop(program: &mut crate::program::Program, i: ProgramId, verb: Verb) -> Option<Item> {
+fn deferred_answer(
+    program: &mut crate::program::Program,
+    i: ProgramId,
+    verb: Verb,
+) -> Option<Item> {
     let (starts, failures) = (program.starts, program.spawn_failures);
     let after = match verb {
-        Verb::Stop => AfterStop::Hold,
+        Verb::Stop => AfterStop::StayStopped,
         _ => AfterStop::Restart,
     };
-    program.hold_stop(after)?;
+    program.defer_stop(after)?;
     Some(match verb {
         Verb::Stop => Item::Stopped { program: i },
         _ => Item::Started {
@@ -209,7 +213,7 @@ impl Supervisor {
                 self.programs.get(i).is_some_and(|p| {
                     !matches!(
                         (verb, p.state),
-                        (Verb::Stop, State::Held { .. })
+                        (Verb::Stop, State::Stopped { .. })
                             | (Verb::Start, State::Starting { .. } | State::Running { .. })
                     )
                 })
@@ -220,20 +224,20 @@ impl Supervisor {
         // `stop all` and `restart all` go in reverse start order: a program
         // others start after is stopped once they are gone.
         let reverse = every && matches!(verb, Verb::Stop | Verb::Restart);
-        let hold: Vec<bool> = targets
+        let defer: Vec<bool> = targets
             .iter()
             .map(|&i| reverse && self.has_live_dependents(i, false))
             .collect();
         let in_request = self.after_one_of(&targets);
-        for ((i, hold), chained) in targets.into_iter().zip(hold).zip(in_request) {
+        for ((i, defer), chained) in targets.into_iter().zip(defer).zip(in_request) {
             let Some(program) = self.programs.get_mut(i) else {
                 continue;
             };
             let (starts, failures) = (program.starts, program.spawn_failures);
             let kill_at = super::deadline_after(now, program.settings.stopwaitsecs.duration());
             let stop_signal = program.stop_signal(SIGTERM);
-            if hold {
-                if let Some(item) = hold_stop(program, i, verb) {
+            if defer {
+                if let Some(item) = deferred_answer(program, i, verb) {
                     items.push(item);
                     continue;
                 }
@@ -445,7 +449,7 @@ impl Supervisor {
                 .map(|_| (Outcome::Done, format!("{MAIN_NAME}: up"))),
             Item::Stopped { program } => {
                 let p = self.programs.get(program)?;
-                if p.held_stop.is_some() {
+                if p.deferred_stop.is_some() {
                     return None;
                 }
                 match p.state {
@@ -465,9 +469,9 @@ impl Supervisor {
                 let p = self.programs.get(program)?;
                 let held = matches!(
                     p.state,
-                    State::Held { .. }
+                    State::Stopped { .. }
                         | State::Stopping {
-                            after: AfterStop::Hold,
+                            after: AfterStop::StayStopped,
                             ..
                         }
                 );
@@ -510,7 +514,7 @@ impl Supervisor {
                         p.state,
                         State::Fatal
                             | State::Exited
-                            | State::Held { .. }
+                            | State::Stopped { .. }
                             | State::NotStarted
                             | State::Done
                     )

@@ -81,7 +81,7 @@ pub struct Stop {
     seen: Vec<Pid>,
     /// Groups of programs whose stop waits for the programs after them
     /// (reverse start order): nothing is sent to them until released.
-    held: Vec<Pid>,
+    deferred: Vec<Pid>,
 }
 
 impl Stop {
@@ -96,13 +96,13 @@ impl Stop {
     /// one signal: that group gets its own, and every other process of
     /// `others` (pid, process group), read from /proc, the shutdown's.
     ///
-    /// `held`: groups that get nothing yet (see [`Stop::release`]); as
+    /// `deferred`: groups that get nothing yet (see [`Stop::release`]); as
     /// PID 1 they too rule out one signal to everyone.
     pub fn begin(
         signal: i32,
         everyone: bool,
         groups: &[(Pid, i32)],
-        held: &[Pid],
+        deferred: &[Pid],
         any_child: bool,
         others: Option<&[(Pid, Option<Pid>)]>,
     ) -> (Stop, Vec<Kill>) {
@@ -112,10 +112,10 @@ impl Stop {
             per_process: false,
             groups: Vec::new(),
             seen: Vec::new(),
-            held: held.to_vec(),
+            deferred: deferred.to_vec(),
         };
         let mut kills = Vec::new();
-        let own_signals = groups.iter().any(|&(_, s)| s != signal) || !held.is_empty();
+        let own_signals = groups.iter().any(|&(_, s)| s != signal) || !deferred.is_empty();
         match (everyone, others) {
             (false, _) => {
                 for &(pgid, sig) in groups {
@@ -130,7 +130,8 @@ impl Stop {
                 }
                 for &(pid, pgid) in others {
                     stop.seen.push(pid);
-                    if !pgid.is_some_and(|g| stop.groups.contains(&g) || stop.held.contains(&g)) {
+                    if !pgid.is_some_and(|g| stop.groups.contains(&g) || stop.deferred.contains(&g))
+                    {
                         stop.stop_signal(Target::Process(pid), signal, &mut kills);
                     }
                 }
@@ -160,7 +161,7 @@ impl Stop {
             match pgid {
                 // Gone meanwhile.
                 None => {}
-                Some(pgid) if self.groups.contains(&pgid) || self.held.contains(&pgid) => {}
+                Some(pgid) if self.groups.contains(&pgid) || self.deferred.contains(&pgid) => {}
                 Some(pgid) => match program_groups.iter().find(|&&(g, _)| g == pgid) {
                     Some(&(pgid, sig)) => self.stop_group(pgid, sig, &mut kills),
                     None => self.stop_signal(Target::Process(pid), self.signal, &mut kills),
@@ -187,9 +188,9 @@ impl Stop {
             .collect()
     }
 
-    /// A held group whose programs after it are gone: its stop signal now.
+    /// A deferred group whose programs after it are gone: its stop signal now.
     pub fn release(&mut self, pgid: Pid, signal: i32) -> Vec<Kill> {
-        self.held.retain(|&g| g != pgid);
+        self.deferred.retain(|&g| g != pgid);
         let mut kills = Vec::new();
         self.stop_group(pgid, signal, &mut kills);
         kills
@@ -229,11 +230,11 @@ impl Supervisor {
             .ids()
             .map(|i| self.has_live_dependents(i, true))
             .collect();
-        let mut held = Vec::new();
+        let mut deferred = Vec::new();
         for (program, wait_for_others) in self.programs.iter_mut().zip(waits) {
             if wait_for_others {
-                if let Some(pgid) = program.hold_stop(AfterStop::Shutdown) {
-                    held.push(pgid);
+                if let Some(pgid) = program.defer_stop(AfterStop::Shutdown) {
+                    deferred.push(pgid);
                     continue;
                 }
             }
@@ -252,7 +253,7 @@ impl Supervisor {
         // Without /proc, everyone gets the shutdown's signal after all.
         let others = if self.is_pid1
             && any_child
-            && (!held.is_empty() || groups.iter().any(|&(_, s)| s != sig))
+            && (!deferred.is_empty() || groups.iter().any(|&(_, s)| s != sig))
         {
             procs::others(self.me)
                 .map_err(|e| logging::error(messages::runtime_error("cannot read /proc", &e)))
@@ -265,7 +266,7 @@ impl Supervisor {
             sig,
             self.is_pid1,
             &groups,
-            &held,
+            &deferred,
             any_child,
             others.as_deref(),
         );
@@ -303,12 +304,12 @@ impl Supervisor {
                     .is_some_and(|m| m.exit.is_none() && !m.killed))
     }
 
-    /// Held stops whose programs after them are gone: sent now, each with
+    /// Deferred stops whose programs after them are gone: sent now, each with
     /// its own grace, which may lengthen the shutdown's.
-    pub(super) fn release_held(&mut self, now: Instant) {
+    pub(super) fn send_deferred_stops(&mut self, now: Instant) {
         for i in self.programs.ids() {
-            let held = self.programs.get(i).and_then(|p| p.held_stop);
-            if held.is_none() || self.has_live_dependents(i, !self.phase.is_supervising()) {
+            let deferred = self.programs.get(i).and_then(|p| p.deferred_stop);
+            if deferred.is_none() || self.has_live_dependents(i, !self.phase.is_supervising()) {
                 continue;
             }
             self.release(i, now);
@@ -322,7 +323,7 @@ impl Supervisor {
         };
         let wait = program.settings.stopwaitsecs.duration();
         let kill_at = deadline_after(now, wait);
-        let Some(pgid) = program.release_stop(now, kill_at, SystemTime::now()) else {
+        let Some(pgid) = program.send_deferred_stop(now, kill_at, SystemTime::now()) else {
             return;
         };
         match &mut self.phase {
@@ -658,12 +659,12 @@ mod tests {
     }
 
     #[test]
-    fn a_held_group_gets_nothing_until_released() {
-        // Not PID 1: the held group is left out, then released.
+    fn a_deferred_group_gets_nothing_until_released() {
+        // Not PID 1: the deferred group is left out, then released.
         let (mut stop, kills) =
             Stop::begin(SIGTERM, false, &[(pid(8), SIGTERM)], &[pid(7)], true, None);
         assert_eq!(kills, stop_then_cont(Target::Group(pid(8)), SIGTERM));
-        // An orphan of the held group is not signalled either.
+        // An orphan of the deferred group is not signalled either.
         assert!(
             stop.adopted(&[(pid(70), Some(pid(7)))], &[(pid(7), SIGTERM)])
                 .is_empty()
@@ -672,7 +673,7 @@ mod tests {
             stop.release(pid(7), 3),
             stop_then_cont(Target::Group(pid(7)), 3)
         );
-        // PID 1: no kill(-1), which would reach the held group.
+        // PID 1: no kill(-1), which would reach the deferred group.
         let others = [(pid(7), Some(pid(7))), (pid(30), Some(pid(30)))];
         let (_, kills) = Stop::begin(
             SIGTERM,
