@@ -39,6 +39,7 @@ use crate::stdio;
 use crate::table::{ProgramId, Table};
 use crate::values::{Level, Policy, Stream};
 
+mod decide;
 mod readiness;
 mod requests;
 mod shutdown;
@@ -560,16 +561,11 @@ impl Supervisor {
         // A reader a moment late still gets the last raw output.
         self.outlets
             .finish(deadline_after(Instant::now(), FINAL_FLUSH));
-        let status = match (self.essential_status, &self.main) {
-            (Some(status), _) => status,
-            (
-                None,
-                Some(MainCommand {
-                    exit: Some(how), ..
-                }),
-            ) => how.shell_status(),
-            _ => u8::from(self.killed_any),
-        };
+        let status = decide::exit_status(
+            self.essential_status,
+            self.main.as_ref().and_then(|m| m.exit),
+            self.killed_any,
+        );
         logging::info(messages::exiting(status));
         logging::flush();
         status
@@ -823,14 +819,8 @@ impl Supervisor {
             Some((Ended::Exit { how, .. }, _)) => Some(how),
             _ => None,
         };
-        // A FATAL program failed, even when its last code was 0: a
-        // restart policy of "on failure" must see a failure.
         let fatal = program.state == crate::program::State::Fatal;
-        let status = match how.map(|h| h.shell_status()) {
-            Some(0) if fatal => 1,
-            Some(status) => status,
-            None => 1,
-        };
+        let status = decide::essential_status(how, fatal);
         logging::warn(messages::essential_down(program.name.as_str(), fatal, how));
         self.essential_status = Some(status);
         self.begin_shutdown(signals::SIGTERM, now);

@@ -292,16 +292,18 @@ impl Supervisor {
         let Some(name) = self.programs.get(i).map(|p| p.name.as_str()) else {
             return false;
         };
-        let after_it = |after: &[String]| after.iter().any(|n| n == name);
-        self.programs
-            .iter()
-            .any(|p| after_it(&p.settings.after) && p.is_live_for_order())
-            || (with_main
-                && after_it(&self.main_settings.after)
-                && self
-                    .main
-                    .as_ref()
-                    .is_some_and(|m| m.exit.is_none() && !m.killed))
+        let main_live = self
+            .main
+            .as_ref()
+            .is_some_and(|m| m.exit.is_none() && !m.killed);
+        super::decide::stop_waits(
+            name,
+            self.programs
+                .iter()
+                .map(|p| (p.settings.after.as_slice(), p.is_live_for_order())),
+            Some((self.main_settings.after.as_slice(), main_live)),
+            with_main,
+        )
     }
 
     /// Deferred stops whose programs after them are gone: sent now, each with
