@@ -4,6 +4,7 @@
 //! last line waits for its end until the program exits or the pipe closes.
 //! Bytes that are not UTF-8 are logged as U+FFFD.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -171,6 +172,8 @@ pub struct Pipe {
     dest: Dest,
     file: File,
     lines: LineBuffer,
+    /// The last wait found it readable.
+    ready: Cell<bool>,
 }
 
 /// Whether a pipe is still open after a read.
@@ -189,7 +192,17 @@ impl Pipe {
             dest,
             file,
             lines: LineBuffer::default(),
+            ready: Cell::new(false),
         }
+    }
+
+    /// What the last wait found: set by the loop, taken by the read.
+    pub fn mark_ready(&self, ready: bool) {
+        self.ready.set(ready);
+    }
+
+    pub fn take_ready(&self) -> bool {
+        self.ready.take()
     }
 
     /// One read (the loop's turn), its complete lines sent on; at the end

@@ -10,6 +10,7 @@
 //! grace running) → `Killing` (SIGKILL sent, until no child is left) →
 //! the loop ends and `run` returns init's exit status.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -81,13 +82,12 @@ enum Source {
     Control,
 }
 
-/// What the last wait found ready, by source.
+/// What the last wait found ready, of what is not one of a list's items
+/// (a pipe, a notify socket and a probe each carry their own flag, which
+/// moves with them when a list changes in a turn).
 #[derive(Debug, Default)]
 struct Woken {
     signals: bool,
-    pipes: Vec<bool>,
-    notify: Vec<bool>,
-    probes: Vec<bool>,
     /// Outlets whose fd has room.
     outlets: Vec<OutletId>,
     /// For the fds `Control::poll_fds` gave, in its order.
@@ -95,18 +95,8 @@ struct Woken {
 }
 
 impl Woken {
-    fn clear(&mut self, pipes: usize, notify: usize, probes: usize) {
-        #[inline]
-        fn unset(flags: &mut Vec<bool>, n: usize) {
-            flags.clear();
-            if n > 0 {
-                flags.resize(n, false);
-            }
-        }
+    fn clear(&mut self) {
         self.signals = false;
-        unset(&mut self.notify, notify);
-        unset(&mut self.pipes, pipes);
-        unset(&mut self.probes, probes);
         self.outlets.clear();
         self.control.clear();
     }
@@ -114,27 +104,14 @@ impl Woken {
     fn set(&mut self, source: Source, ready: bool) {
         match source {
             Source::Signals => self.signals = ready,
-            Source::Notify(k) => {
-                if let Some(slot) = self.notify.get_mut(k) {
-                    *slot = ready;
-                }
-            }
-            Source::Pipe(i) => {
-                if let Some(slot) = self.pipes.get_mut(i) {
-                    *slot = ready;
-                }
-            }
-            Source::Probe(i) => {
-                if let Some(slot) = self.probes.get_mut(i) {
-                    *slot = ready;
-                }
-            }
             Source::Outlet(id) => {
                 if ready {
                     self.outlets.push(id);
                 }
             }
             Source::Control => self.control.push(ready),
+            // Their flags are their own: see `wait`.
+            Source::Pipe(_) | Source::Notify(_) | Source::Probe(_) => {}
         }
     }
 }
@@ -143,6 +120,8 @@ impl Woken {
 struct Probe {
     program: ProgramId,
     fd: std::os::fd::OwnedFd,
+    /// The last wait found it done (writable).
+    ready: Cell<bool>,
 }
 
 enum Phase {
@@ -526,12 +505,8 @@ impl Supervisor {
             if self.buf.len() < READ_CHUNK && !self.pipes.is_empty() {
                 self.buf.resize(READ_CHUNK, 0);
             }
-            let mut index = 0;
-            let woken = &self.woken.pipes;
             self.pipes.retain_mut(|pipe| {
-                let ready = woken.get(index).copied().unwrap_or(false);
-                index += 1;
-                !ready || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
+                !pipe.take_ready() || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
             });
             if self.control.is_some() {
                 self.on_control(clock.now());
@@ -972,12 +947,30 @@ impl Supervisor {
         }
         sources.resize(fds.len(), Source::Control);
         let result = poll(&mut fds, timeout);
-        self.woken
-            .clear(self.pipes.len(), self.notify.len(), self.probes.len());
+        self.woken.clear();
         if result.is_ok() {
+            // Positions are those the list was made from, unchanged until
+            // now; from here on each item carries its own flag.
             for (fd, &source) in fds.iter().zip(&self.poll_sources) {
                 let ready = fd.revents().is_some_and(|r| !r.is_empty());
-                self.woken.set(source, ready);
+                match source {
+                    Source::Pipe(i) => {
+                        if let Some(pipe) = self.pipes.get(i) {
+                            pipe.mark_ready(ready);
+                        }
+                    }
+                    Source::Notify(k) => {
+                        if let Some(socket) = self.notify.get(k) {
+                            socket.ready.set(ready);
+                        }
+                    }
+                    Source::Probe(i) => {
+                        if let Some(probe) = self.probes.get(i) {
+                            probe.ready.set(ready);
+                        }
+                    }
+                    _ => self.woken.set(source, ready),
+                }
             }
         }
         // What `take` left there is an empty Vec::new(): nothing to free.
@@ -1180,6 +1173,8 @@ fn log_then(name: &str, then: Then) {
 struct NotifySocket {
     program: ProgramId,
     socket: Notify,
+    /// The last wait found a datagram there.
+    ready: Cell<bool>,
 }
 
 /// Program `index` made ready to start: its environment, and for
@@ -1201,6 +1196,7 @@ fn prepare(
                 sockets.push(NotifySocket {
                     program: index,
                     socket,
+                    ready: Cell::new(false),
                 });
             }
             Err(e) => logging::error(messages::runtime_error(

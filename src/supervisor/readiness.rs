@@ -23,8 +23,8 @@ impl Supervisor {
     /// sender already gone (a helper reaped at once) cannot be checked:
     /// the socket alone then says whose it is.
     pub(super) fn on_notify(&mut self) {
-        for k in 0..self.woken.notify.len() {
-            if self.woken.notify.get(k) != Some(&true) {
+        for k in 0..self.notify.len() {
+            if !self.notify.get(k).is_some_and(|n| n.ready.take()) {
                 continue;
             }
             // A bounded batch a turn: a flood cannot starve signals and
@@ -83,12 +83,9 @@ impl Supervisor {
         if self.probes.is_empty() {
             return;
         }
-        let woken = std::mem::take(&mut self.woken.probes);
-        let mut index = 0;
         let mut ended = Vec::new();
         self.probes.retain(|probe| {
-            let ready = woken.get(index).copied().unwrap_or(false);
-            index += 1;
+            let ready = probe.ready.take();
             if ready {
                 ended.push((probe.program, probe::connected(&probe.fd)));
             }
@@ -127,7 +124,11 @@ impl Supervisor {
                         Connect::Done => self.probe_result(i, true, now),
                         Connect::Failed => self.probe_result(i, false, now),
                         Connect::Pending(fd) => {
-                            self.probes.push(Probe { program: i, fd });
+                            self.probes.push(Probe {
+                                program: i,
+                                fd,
+                                ready: std::cell::Cell::new(false),
+                            });
                             if let Some(program) = self.programs.get_mut(i) {
                                 program.probe_at =
                                     super::deadline_after(now, probe::CONNECT_LIMIT).into();
