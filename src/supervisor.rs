@@ -495,39 +495,7 @@ impl Supervisor {
                 .next_deadline()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             self.wait(timeout);
-            let clock = Clock::default();
-            let mut reap = false;
-            if self.woken.signals {
-                reap = self.on_signals(&clock);
-            }
-            // Pipes are read once each per turn, in order, then removed at
-            // their end.
-            if self.buf.len() < READ_CHUNK && !self.pipes.is_empty() {
-                self.buf.resize(READ_CHUNK, 0);
-            }
-            self.pipes.retain_mut(|pipe| {
-                !pipe.take_ready() || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
-            });
-            if self.control.is_some() {
-                self.on_control(clock.now());
-            }
-            self.on_notify();
-            if !self.probes.is_empty() {
-                self.on_probes(clock.now());
-            }
-            self.on_outlets();
-            if reap {
-                self.reap(&clock);
-            }
-            // At most one clock read a turn: what came due while this
-            // turn's events were handled is handled at the next, which the
-            // timeout (from a fresh read) makes at once.
-            if self.has_timers() {
-                self.on_timers(clock.now());
-            }
-            if !self.waiters.is_empty() {
-                self.settle_waiters(clock.now());
-            }
+            self.turn();
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
@@ -544,6 +512,52 @@ impl Supervisor {
         logging::info(messages::exiting(status));
         logging::flush();
         status
+    }
+
+    /// One turn, after a wait, in the one order that is decided here:
+    /// 1. signals, read (a shutdown may begin; SIGCHLD is only noted);
+    /// 2. pipes, each read once: what a program printed is logged before
+    ///    its exit line;
+    /// 3. control requests, notify datagrams, probe results, outlets with
+    ///    room;
+    /// 4. the reaping SIGCHLD asked for, after the pipes, so that a
+    ///    program's last lines stand above its exit line;
+    /// 5. timers (restarts due, startsecs passed, SIGKILLs, the grace),
+    ///    which see every exit of this turn;
+    /// 6. waiting replies, last, which see every state change of the turn.
+    fn turn(&mut self) {
+        let clock = Clock::default();
+        let mut reap = false;
+        if self.woken.signals {
+            reap = self.on_signals(&clock);
+        }
+        if self.buf.len() < READ_CHUNK && !self.pipes.is_empty() {
+            self.buf.resize(READ_CHUNK, 0);
+        }
+        // Removed at their end.
+        self.pipes.retain_mut(|pipe| {
+            !pipe.take_ready() || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
+        });
+        if self.control.is_some() {
+            self.on_control(clock.now());
+        }
+        self.on_notify();
+        if !self.probes.is_empty() {
+            self.on_probes(clock.now());
+        }
+        self.on_outlets();
+        if reap {
+            self.reap(&clock);
+        }
+        // At most one clock read a turn: what came due while this turn's
+        // events were handled is handled at the next, which the timeout
+        // (from a fresh read) makes at once.
+        if self.has_timers() {
+            self.on_timers(clock.now());
+        }
+        if !self.waiters.is_empty() {
+            self.settle_waiters(clock.now());
+        }
     }
 
     /// Whether anything can come due: programs, a waiting main command, the
