@@ -194,8 +194,7 @@ fn std_target(stream: &'static StdStream) -> Target {
 impl StdOut {
     fn send(&mut self, lines: &[u8]) {
         if self.gone {
-            self.dropped_lines += lines.iter().filter(|&&b| b == b'\n').count() as u64;
-            self.dropped_bytes += lines.len() as u64;
+            self.count_dropped(lines);
             return;
         }
         // Lines already held wait for the poll to say there is room: no
@@ -259,9 +258,16 @@ impl StdOut {
     }
 
     fn drop_held(&mut self) {
-        self.dropped_lines += self.held.iter().filter(|&&b| b == b'\n').count() as u64;
-        self.dropped_bytes += self.held.len() as u64;
+        let held = std::mem::take(&mut self.held);
+        self.count_dropped(&held);
+        // Kept, empty, for its capacity.
+        self.held = held;
         self.held.clear();
+    }
+
+    fn count_dropped(&mut self, bytes: &[u8]) {
+        self.dropped_lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.dropped_bytes += bytes.len() as u64;
     }
 
     /// One line for what was dropped since the last, if anything was.
@@ -280,9 +286,9 @@ impl StdOut {
 
 /// `lines` into a file, rotating between lines: no file grows past
 /// `max_bytes` unless one line alone is longer (it goes whole into a fresh
-/// file).
-/// A failure says how many bytes of `lines` reached the file before it
-/// (whole lines: a write is all or nothing here).
+/// file). A failure says where in `lines` the block that failed began:
+/// what came before it is in the file (a block that failed part-way is
+/// counted as not written).
 fn write_rotating(
     file: &mut RotatingFile,
     max_bytes: u64,

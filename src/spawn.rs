@@ -116,6 +116,11 @@ pub enum Isolation {
     Main,
 }
 
+/// The name of an environment entry `NAME=VALUE`.
+pub fn var_name(entry: &[u8]) -> &[u8] {
+    entry.split(|&b| b == b'=').next().unwrap_or(entry)
+}
+
 /// The environment a child with these settings gets: init's, then the
 /// user's `HOME`, `USER` and `LOGNAME`, then its `environment=`, then
 /// `extra` (init's own: `COCALC_INIT_PROGRAM`, `NOTIFY_SOCKET`), each
@@ -148,12 +153,11 @@ pub fn environment_for(
         set.retain(|(k, _)| k.as_slice() != key.as_bytes());
         set.push((key.as_bytes().to_vec(), value.as_bytes().to_vec()));
     }
-    let name_of = |entry: &[u8]| entry.split(|&b| b == b'=').next().map(<[u8]>::to_vec);
     let mut env: Vec<CString> = base
         .iter()
         .filter(|e| {
-            let name = name_of(e.to_bytes());
-            !set.iter().any(|(k, _)| Some(k) == name.as_ref())
+            let name = var_name(e.to_bytes());
+            !set.iter().any(|(k, _)| k.as_slice() == name)
         })
         .map(|e| CString::from(*e))
         .collect();

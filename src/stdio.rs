@@ -15,8 +15,10 @@
 //! [`StdStream::write`] drops what does not fit when the pipe is full —
 //! every line still reaches the log file — and tries nothing more until
 //! the pipe has room: then a line says how much was left out, and copying
-//! resumes. [`StdStream::write_once`] is one non-blocking write, for a
-//! caller that keeps what did not fit.
+//! resumes. [`StdStream::write_raw`] is one non-blocking write for the
+//! stream's one raw writer (a program's `stdout_logfile=/dev/stdout`),
+//! which keeps what did not fit; the two never cut into each other's
+//! lines.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -233,7 +235,7 @@ impl StdStream {
 
     /// One write that never blocks where the fd could (a pipe, a
     /// terminal, a socket): how much went.
-    pub fn write_once(&self, bytes: &[u8]) -> io::Result<usize> {
+    fn write_once(&self, bytes: &[u8]) -> io::Result<usize> {
         let mode = self.mode.load(Relaxed);
         match (mode, self.own.get()) {
             (SOCKET, _) => send(

@@ -210,12 +210,12 @@ pub struct Supervisor {
 /// A turn's time, read from the clock the first time a handler asks: a
 /// turn that only reaps an orphan reads none.
 #[derive(Default)]
-struct Clock(std::cell::Cell<Option<Instant>>);
+struct Clock(Cell<Option<Instant>>);
 
 impl Clock {
     /// A clock already read.
     fn at(now: Instant) -> Clock {
-        Clock(std::cell::Cell::new(Some(now)))
+        Clock(Cell::new(Some(now)))
     }
 
     fn now(&self) -> Instant {
@@ -344,7 +344,7 @@ pub fn launch(config: &mut Config) -> Launch {
         CString::new([CONTROL_VAR.as_bytes(), b"=", path.as_os_str().as_bytes()].concat()).ok()
     });
     if let Some(var) = control_var {
-        env.retain(|e| e.to_bytes().split(|&b| b == b'=').next() != Some(CONTROL_VAR.as_bytes()));
+        env.retain(|e| spawn::var_name(e.to_bytes()) != CONTROL_VAR.as_bytes());
         // Made once and kept for init's whole life, like the rest of the
         // environment it joins.
         env.push(Box::leak(var.into_boxed_c_str()));
@@ -427,7 +427,7 @@ impl Supervisor {
         if control.is_none() && config.control.is_some() {
             // No socket after all: no child is pointed at one. (The main
             // command, started before the socket was made, was told.)
-            let ours = |e: &[u8]| e.split(|&b| b == b'=').next() == Some(CONTROL_VAR.as_bytes());
+            let ours = |e: &[u8]| spawn::var_name(e) == CONTROL_VAR.as_bytes();
             env.retain(|e| !ours(e.to_bytes()));
             for program in &mut programs {
                 if let Some(vars) = program.env.as_mut() {
