@@ -4,7 +4,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::config::{Config, LogTarget, MAIN_NAME, ProgramKind};
+use crate::config::{Config, LogTarget, ProgramKind};
 use crate::messages;
 use crate::settings::Settings;
 use crate::spawn;
@@ -26,9 +26,20 @@ pub fn problems(config: &Config) -> Vec<String> {
             .err()
             .map(|e| format!("{name}: {}", messages::spawnerr(&e)))
     };
+    // The main command's, after the log's, as when it was said apart.
+    let mut main = None;
     for program in &config.programs {
         let dir = program.settings.directory.as_deref();
         match &program.kind {
+            ProgramKind::Main(argv) => {
+                main = argv.first().and_then(|word| {
+                    check(
+                        program.name.as_str(),
+                        Some(std::ffi::OsStr::from_bytes(word.as_bytes())),
+                        dir,
+                    )
+                });
+            }
             ProgramKind::Command(words) => {
                 found.extend(check(
                     program.name.as_str(),
@@ -55,13 +66,7 @@ pub fn problems(config: &Config) -> Vec<String> {
             found.push(format!("the log: {e}"));
         }
     }
-    if let Some(word) = config.main.as_ref().and_then(|m| m.first()) {
-        found.extend(check(
-            MAIN_NAME,
-            Some(std::ffi::OsStr::from_bytes(word.as_bytes())),
-            config.main_settings.directory.as_deref(),
-        ));
-    }
+    found.extend(main);
     found
 }
 
@@ -83,6 +88,17 @@ pub fn describe(config: &Config) -> String {
                     quote_words(words.iter().map(String::as_str))
                 ));
             }
+            ProgramKind::Main(argv) => {
+                let words: Vec<String> = argv
+                    .iter()
+                    .map(|w| w.to_string_lossy().into_owned())
+                    .collect();
+                out.push_str(&format!(
+                    "{}: {}\n",
+                    program.name,
+                    quote_words(words.iter().map(String::as_str))
+                ));
+            }
             ProgramKind::InitScript(script) => {
                 let folder = script.parent().unwrap_or(Path::new("/"));
                 let folder = program.settings.directory.as_deref().unwrap_or(folder);
@@ -95,17 +111,6 @@ pub fn describe(config: &Config) -> String {
             }
         }
         settings(&mut out, &program.settings);
-    }
-    if let Some(main) = &config.main {
-        let words: Vec<String> = main
-            .iter()
-            .map(|w| w.to_string_lossy().into_owned())
-            .collect();
-        out.push_str(&format!(
-            "main: {}\n",
-            quote_words(words.iter().map(String::as_str))
-        ));
-        settings(&mut out, &config.main_settings);
     }
     let p = &config.policy;
     out.push_str(&format!(

@@ -20,7 +20,7 @@ use crate::expand;
 use crate::order;
 use crate::settings::{self, Key, Settings};
 use crate::shellwords;
-use crate::values::{ExitCodes, Level, Policy, Seconds};
+use crate::values::{ExitCodes, Level, Policy, Role, Seconds};
 
 pub const DEFAULT_LOG: &str = "/tmp/.cocalc/cocalc-init.log";
 pub const DEFAULT_CONTROL: &str = "/tmp/.cocalc/cocalc-init.sock";
@@ -374,42 +374,44 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     let policy = policy(&m)?;
     let defaults = Settings::defaults(&policy);
     let mut programs = programs(&m, cwd, &defaults)?;
-    let mut main_settings = defaults.clone();
+    // The main command is one more child, last in the table; a bad one is
+    // said after the options, as before it was one.
+    let main = main_command(main);
+    if let Ok(Some(argv)) = &main {
+        programs.push(ProgramSpec {
+            name: ProgramName::main(),
+            kind: ProgramKind::Main(argv.clone()),
+            settings: defaults.clone(),
+        });
+    }
     let mut given_keys: Vec<(String, Key)> = Vec::new();
     for value in m.opt_strs(OPTION) {
-        apply_option(&value, &mut programs, &mut main_settings, &mut given_keys)?;
+        apply_option(&value, &mut programs, &mut given_keys)?;
     }
-    check_order(&programs, &main_settings)?;
+    check_order(&programs)?;
     let log = log_config(&m, cwd)?;
     check_outputs(&programs, &log.target)?;
-    let main = main_command(main)?;
-    if main.is_none() && given_keys.iter().any(|(name, _)| name == MAIN_NAME) {
-        return Err(usage(
-            "--option main.…: there is no main command (give it after '--')",
-        ));
-    }
-    if main.is_none() && programs.is_empty() {
+    main?;
+    if programs.is_empty() {
         return Err(usage(
             "nothing to run: give -p NAME=COMMAND, -i PATH or '-- COMMAND'",
         ));
     }
+    let mut config = Box::new(Config {
+        programs,
+        policy,
+        log,
+        control: None,
+    });
     // Only what supervises programs has anything to control, unless a
     // socket is asked for by name.
-    let control = match m.opt_str(CONTROL).as_deref() {
+    config.control = match m.opt_str(CONTROL).as_deref() {
         Some("none") => None,
         Some("") => return Err(usage("--control: the PATH is empty")),
         Some(path) => Some(cwd.join(path)),
-        None if programs.is_empty() => None,
+        None if !config.supervises() => None,
         None => Some(DEFAULT_CONTROL.into()),
     };
-    let config = Box::new(Config {
-        programs,
-        main,
-        main_settings,
-        policy,
-        log,
-        control,
-    });
     Ok(if m.opt_present(CHECK) {
         Request::Check(config)
     } else {
@@ -529,7 +531,6 @@ fn main_command(words: Option<&[OsString]>) -> Result<Option<Vec<CString>>, Usag
 fn apply_option(
     value: &str,
     programs: &mut [ProgramSpec],
-    main_settings: &mut Settings,
     given: &mut Vec<(String, Key)>,
 ) -> Result<(), UsageError> {
     let bad = |why: &str| usage(format!("--option '{value}': {why}"));
@@ -538,32 +539,38 @@ fn apply_option(
     }
     let (name, key, text) = settings::split(value).map_err(|e| bad(&e))?;
     let text = &expand::expand_for(name, text).map_err(|e| bad(&e))?;
-    let target = if name == MAIN_NAME {
-        if key.is_output() {
-            return Err(bad(&format!(
+    let program = programs.iter_mut().find(|p| p.name.as_str() == name);
+    // A key the main command never takes is said first, main or not.
+    let role = match &program {
+        Some(program) => program.kind.role(),
+        None if name == MAIN_NAME => Role::Main,
+        None => Role::Program,
+    };
+    if !key.applies_to(role) {
+        return Err(bad(&if key.is_output() {
+            format!(
                 "the main command's output is init's own standard output and error \
                  (it keeps the terminal), so {} does not apply",
                 key.name()
-            )));
-        }
-        if !key.applies_to_main() {
-            return Err(bad(&format!(
+            )
+        } else {
+            format!(
                 "the main command takes only directory, environment, user, stopsignal \
                  and after: its end ends init, so {} does not apply",
                 key.name()
-            )));
-        }
-        main_settings
-    } else {
-        match programs.iter_mut().find(|p| p.name.as_str() == name) {
-            Some(program) => &mut program.settings,
-            None => {
-                return Err(bad(&format!(
-                    "no program is named '{name}' (programs are named by -p NAME=… and -i PATH)"
-                )));
-            }
-        }
+            )
+        }));
+    }
+    let Some(program) = program else {
+        return Err(if name == MAIN_NAME {
+            usage("--option main.…: there is no main command (give it after '--')")
+        } else {
+            bad(&format!(
+                "no program is named '{name}' (programs are named by -p NAME=… and -i PATH)"
+            ))
+        });
     };
+    let target = &mut program.settings;
     if !key.repeats() && given.iter().any(|(n, k)| n == name && *k == key) {
         return Err(bad(&format!("{} is given twice for {name}", key.name())));
     }
@@ -579,12 +586,9 @@ fn apply_option(
 
 /// Every `after` names another program, never `main`, and the order has
 /// no cycle.
-fn check_order(programs: &[ProgramSpec], main: &Settings) -> Result<(), UsageError> {
+fn check_order(programs: &[ProgramSpec]) -> Result<(), UsageError> {
     let index = |name: &str| programs.iter().position(|p| p.name.as_str() == name);
-    let owners = programs
-        .iter()
-        .map(|p| (p.name.as_str(), &p.settings))
-        .chain(std::iter::once((MAIN_NAME, main)));
+    let owners = programs.iter().map(|p| (p.name.as_str(), &p.settings));
     for (owner, settings) in owners {
         for dep in &settings.after {
             let bad = |why: String| Err(usage(format!("--option '{owner}.after={dep}': {why}")));
@@ -755,6 +759,14 @@ mod tests {
         }
     }
 
+    /// The command after `--`, as the table holds it.
+    fn main_of(c: &Config) -> Option<Vec<CString>> {
+        c.programs.iter().find_map(|p| match &p.kind {
+            ProgramKind::Main(argv) => Some(argv.clone()),
+            _ => None,
+        })
+    }
+
     #[test]
     fn defaults() {
         let c = run(&["--", "true"]);
@@ -767,7 +779,12 @@ mod tests {
         assert_eq!(c.log.backups, 3);
         assert!(!c.log.quiet);
         assert_eq!(c.log.level, Level::Info);
-        assert_eq!(c.main, Some(c_args(&["true"])));
+        assert_eq!(main_of(&c), Some(c_args(&["true"])));
+        // Last in the table, in its role, with the global defaults.
+        let main = c.programs.last().unwrap();
+        assert_eq!(main.name.as_str(), "main");
+        assert_eq!(main.kind.role(), crate::values::Role::Main);
+        assert_eq!(main.settings, Settings::defaults(&c.policy));
     }
 
     #[test]
@@ -818,7 +835,7 @@ mod tests {
         assert_eq!((c.log.max_bytes, c.log.backups), (100, 0));
         assert!(c.log.quiet);
         assert_eq!(c.log.level, Level::Debug);
-        assert_eq!(c.main, None);
+        assert_eq!(main_of(&c), None);
         let c = run(&[
             "--exitcodes=3",
             "--startsecs=2",
@@ -936,7 +953,7 @@ mod tests {
     #[test]
     fn a_trailing_double_dash_is_no_main_command() {
         let c = run(&["-p", "a=x", "--"]);
-        assert_eq!(c.main, None);
+        assert_eq!(main_of(&c), None);
         assert_eq!(c.programs.len(), 1);
     }
 
@@ -1015,7 +1032,7 @@ mod tests {
         a.push(OsString::from_vec(vec![0xff, 0xfe]));
         match parse(&a, Path::new("/")) {
             Ok(Request::Run(c)) => {
-                let main = c.main.unwrap();
+                let main = main_of(&c).unwrap();
                 assert_eq!(main[..3], c_args(&["echo", "--", "-x"])[..]);
                 assert_eq!(main[3].as_bytes(), [0xff, 0xfe]);
             }
@@ -1188,7 +1205,7 @@ mod properties {
             let argv: Vec<OsString> = argv.into_iter().map(OsString::from).collect();
             match parse(&argv, Path::new("/w")) {
                 Ok(Request::Run(c)) | Ok(Request::Check(c)) => {
-                    prop_assert!(!c.programs.is_empty() || c.main.is_some(), "{argv:?}");
+                    prop_assert!(!c.programs.is_empty(), "{argv:?}");
                     let _ = check::describe(&c);
                 }
                 Ok(Request::Help | Request::Version) => {}

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::settings::Settings;
-use crate::values::{Level, Policy};
+use crate::values::{Level, Policy, Role};
 
 /// The name of the main command in log lines, and so a name no `-p` may take.
 pub const MAIN_NAME: &str = "main";
@@ -41,6 +41,11 @@ impl ProgramName {
             return Err(format!("the NAME '{name}' may not begin with '-'"));
         }
         Ok(ProgramName(name.to_string()))
+    }
+
+    /// The main command's name, which no `-p` may take.
+    pub fn main() -> ProgramName {
+        ProgramName(MAIN_NAME.to_string())
     }
 
     /// The program name of an init script: its file name with every
@@ -82,6 +87,17 @@ pub enum ProgramKind {
     Command(Vec<String>),
     /// `-i PATH`: an absolute script path, run by bash (or sh) in its folder.
     InitScript(PathBuf),
+    /// The command after `--`, kept as the OS gave it (need not be UTF-8).
+    Main(Vec<CString>),
+}
+
+impl ProgramKind {
+    pub fn role(&self) -> Role {
+        match self {
+            ProgramKind::Main(_) => Role::Main,
+            ProgramKind::Command(_) | ProgramKind::InitScript(_) => Role::Program,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,17 +137,21 @@ pub struct LogConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `-p` and `-i` programs, in command-line order.
+    /// `-p` and `-i` programs, in command-line order, then the main
+    /// command (the one of role [`Role::Main`]), if there is one.
     pub programs: Vec<ProgramSpec>,
-    /// The command after `--`, kept as the OS gave it (need not be UTF-8).
-    pub main: Option<Vec<CString>>,
-    /// The main command's `-o main.KEY` settings (directory, environment,
-    /// user, stopsignal).
-    pub main_settings: Settings,
     pub policy: Policy,
     pub log: LogConfig,
     /// The control socket, if any.
     pub control: Option<PathBuf>,
+}
+
+impl Config {
+    /// Whether there is a `-p` program or an `-i` script: what supervises
+    /// programs has something to control.
+    pub fn supervises(&self) -> bool {
+        self.programs.iter().any(|p| p.kind.role() == Role::Program)
+    }
 }
 
 #[cfg(test)]

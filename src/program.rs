@@ -31,7 +31,7 @@ use nix::unistd::Pid;
 use crate::config::ProgramName;
 use crate::settings::{AutoRestart, Ready, Settings};
 use crate::status::ExitKind;
-use crate::values::Policy;
+use crate::values::{Policy, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -128,6 +128,8 @@ pub struct Status {
 #[derive(Debug)]
 pub struct Program {
     pub name: ProgramName,
+    /// What it is to init: the few rules that differ by role are here.
+    pub role: Role,
     pub argv: Vec<CString>,
     pub cwd: Option<CString>,
     pub settings: Settings,
@@ -190,6 +192,7 @@ impl Program {
         };
         Program {
             name,
+            role: Role::Program,
             argv,
             cwd,
             settings,
@@ -205,6 +208,36 @@ impl Program {
             spawn_failures: 0,
             ended: None,
         }
+    }
+
+    /// The same, in another role.
+    pub fn with_role(mut self, role: Role) -> Program {
+        self.role = role;
+        self
+    }
+
+    /// Whether an end is followed by another start, as its settings say:
+    /// never for the main command, whose end is init's.
+    fn may_restart(&self) -> bool {
+        self.role == Role::Program
+    }
+
+    /// How its last run ended, if it ran and ended.
+    pub fn last_exit(&self) -> Option<ExitKind> {
+        match self.ended {
+            Some((Ended::Exit { how, .. }, _)) => Some(how),
+            _ => None,
+        }
+    }
+
+    /// Whether anything about it can come due: a start, a `startsecs`
+    /// check, a probe, a stop's SIGKILL or a stop deferred.
+    pub fn has_timer(&self) -> bool {
+        self.deferred_stop.is_some()
+            || matches!(
+                self.state,
+                State::Waiting { .. } | State::Starting { .. } | State::Stopping { .. }
+            )
     }
 
     /// The pid of the running process, if any.
@@ -268,7 +301,12 @@ impl Program {
     }
 
     pub fn started(&mut self, pid: Pid, now: Instant) {
-        self.state = State::Starting { pid, since: now };
+        self.state = match self.role {
+            Role::Program => State::Starting { pid, since: now },
+            // Up once it runs: its end is init's, so there is no failed
+            // start to tell from a good run.
+            Role::Main => State::Running { pid, since: now },
+        };
         self.status_text = None;
         self.probe_at = match self.settings.ready {
             Ready::Tcp(_) | Ready::Exists(_) => now.checked_add(crate::probe::EVERY),
@@ -288,6 +326,10 @@ impl Program {
     /// One more failed start in a row: backoff, or FATAL past
     /// `startretries`.
     fn failed_start(&mut self, now: Instant, policy: &Policy) -> Then {
+        if !self.may_restart() {
+            self.state = State::Exited;
+            return Then::Down;
+        }
         self.short_runs = self.short_runs.saturating_add(1);
         if self
             .settings
@@ -396,11 +438,12 @@ impl Program {
             Ready::Startsecs => lasted,
             _ => was_ready && lasted,
         };
-        let restart = match self.settings.autorestart {
-            AutoRestart::Always => true,
-            AutoRestart::Unexpected => !expected,
-            AutoRestart::Never => false,
-        };
+        let restart = self.may_restart()
+            && match self.settings.autorestart {
+                AutoRestart::Always => true,
+                AutoRestart::Unexpected => !expected,
+                AutoRestart::Never => false,
+            };
         let then = if !restart {
             // Expected even when quick: a script that did its work and left
             // with 0 is a success, not a failed start.
@@ -625,6 +668,10 @@ impl Program {
             State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), false),
             State::Running { pid, since } => ("RUNNING", running(pid, since, now), true),
             State::Exited => match self.ended {
+                // Its end is init's: no code is judged, and it was up.
+                Some((Ended::Exit { how, .. }, at)) if self.role == Role::Main => {
+                    ("EXITED", format!("{} ({how})", when(at)), true)
+                }
                 Some((Ended::Exit { how, expected }, at)) => {
                     let word = if expected { "expected" } else { "not expected" };
                     ("EXITED", format!("{} ({how}; {word})", when(at)), expected)

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::destination::{self, Output, Place};
 use crate::signame::{signal_name, signal_number};
 use crate::user::Account;
-use crate::values::{ExitCodes, Policy, Seconds};
+use crate::values::{ExitCodes, Policy, Role, Seconds};
 
 /// What follows an exit that was not asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,13 +352,17 @@ impl Key {
         KEYS.into_iter().find(|k| k.name() == text)
     }
 
-    /// Whether the main command takes it: its end ends init, so nothing
-    /// about restarting it applies.
-    pub fn applies_to_main(self) -> bool {
-        matches!(
-            self,
-            Key::Directory | Key::Environment | Key::User | Key::Stopsignal | Key::After
-        )
+    /// Whether a child of `role` takes it: the main command's end ends
+    /// init, so nothing about restarting it applies, and its output is
+    /// init's own.
+    pub fn applies_to(self, role: Role) -> bool {
+        match role {
+            Role::Program => true,
+            Role::Main => matches!(
+                self,
+                Key::Directory | Key::Environment | Key::User | Key::Stopsignal | Key::After
+            ),
+        }
     }
 
     /// Whether it says where output goes: the main command's output is

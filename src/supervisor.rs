@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
-use crate::config::{CONTROL_VAR, Config, MAIN_NAME, PROGRAM_VAR, ProgramKind, ProgramName};
+use crate::config::{CONTROL_VAR, Config, PROGRAM_VAR, ProgramKind, ProgramName};
 use crate::control::Control;
 use crate::destination::Place;
 use crate::logging;
@@ -31,14 +31,14 @@ use crate::notify::Notify;
 use crate::order;
 use crate::outlet::{OutletId, Outlets};
 use crate::output::{Dest, Pipe, PipeRead, READ_CHUNK};
-use crate::program::{Ended, Exit, Program, Then};
+use crate::program::{Exit, Program, Then};
 use crate::settings::{Ready, Settings};
 use crate::signals::{self, Action, Reaped, Received, Signals};
 use crate::spawn::{self, Isolation};
 use crate::status::ExitKind;
 use crate::stdio;
 use crate::table::{ProgramId, Table};
-use crate::values::{Level, Policy, Stream};
+use crate::values::{Level, Policy, Role, Stream};
 
 mod decide;
 mod readiness;
@@ -57,16 +57,6 @@ const NOTICE_EVERY: Duration = Duration::from_secs(3);
 /// After SIGKILL, look again this often for processes that arrived without
 /// a SIGCHLD telling us (a grandchild adopted on its parent's death).
 const REKILL_EVERY: Duration = Duration::from_secs(1);
-
-struct MainCommand {
-    pid: Pid,
-    since: Instant,
-    /// How it ended, and when.
-    exit: Option<ExitKind>,
-    ended_at: Option<SystemTime>,
-    /// Sent SIGKILL at the end of `-g` (said in the log once).
-    killed: bool,
-}
 
 /// What each fd of a wait is, so that adding a source cannot shift
 /// another's place.
@@ -132,8 +122,6 @@ enum Phase {
         stop: Stop,
         grace_end: Instant,
         next_notice: Instant,
-        /// The main command's SIGKILL, when `-g` ends before `grace_end`.
-        main_kill_at: Option<Instant>,
     },
     /// SIGKILL is sent, again until no child is left.
     Killing {
@@ -152,18 +140,12 @@ pub struct Supervisor {
     policy: Policy,
     signals: Signals,
     programs: Table,
-    main: Option<MainCommand>,
-    /// The main command's own settings (directory, environment, user,
-    /// stopsignal, after).
-    main_settings: Settings,
-    /// The main command, waiting for its `after` until those are up.
-    main_held: Option<Vec<CString>>,
-    /// The programs the waiting main command waits for, as last logged.
-    main_waiting_for: Vec<String>,
-    /// Init's exit status when an essential program (or a waiting main
-    /// command that could not start) ended it.
-    essential_status: Option<u8>,
-    main_start: Option<Result<spawn::Spawned, spawn::SpawnError>>,
+    /// Init's exit status when not the main command's exit decides it: an
+    /// essential program ended init, or the main command could not start.
+    end_status: Option<u8>,
+    /// A spawn made before the log existed (the main command's), to be
+    /// taken in at the start of `run`.
+    launched: Option<(ProgramId, Result<spawn::Spawned, spawn::SpawnError>)>,
     subreaper_error: Option<Errno>,
     /// The log copies its lines to standard error.
     log_on_stderr: bool,
@@ -272,6 +254,8 @@ fn build_programs(
                     programs.push(prepare(program, index, env, me, notify));
                 }
             }
+            // Made by `launch`, which takes it out of the list.
+            ProgramKind::Main(_) => {}
         }
     }
     (programs, skipped)
@@ -319,10 +303,8 @@ pub struct Launch {
     pub me: Pid,
     /// Not PID 1: the error if init could not become a child subreaper.
     subreaper: Option<Errno>,
-    /// The main command's spawn, if there is one.
-    main: Option<Result<spawn::Spawned, spawn::SpawnError>>,
-    /// The main command, if its `after` holds it back.
-    waiting: Option<Vec<CString>>,
+    /// The main command, and its spawn unless its `after` holds it back.
+    main: Option<(Program, Option<Result<spawn::Spawned, spawn::SpawnError>>)>,
     env: Vec<&'static CStr>,
 }
 
@@ -350,59 +332,60 @@ pub fn launch(config: &mut Config) -> Launch {
         env.push(Box::leak(var.into_boxed_c_str()));
     }
     // A main command with an `after` starts later, from the loop.
-    let mut waiting = None;
-    let mut main = None;
-    if let Some(argv) = config.main.take() {
-        if config.main_settings.after.is_empty() {
-            main = Some(spawn_main(
-                &argv,
-                &config.main_settings,
-                &env,
-                config.control.is_some(),
-            ));
-        } else {
-            waiting = Some(argv);
-        }
-    }
+    let at = config
+        .programs
+        .iter()
+        .position(|p| p.kind.role() == Role::Main);
+    let main = at.map(|at| config.programs.remove(at)).and_then(|spec| {
+        let ProgramKind::Main(argv) = spec.kind else {
+            return None;
+        };
+        let cwd = spec
+            .settings
+            .directory
+            .as_ref()
+            .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+        let mut program =
+            Program::new(spec.name, argv, cwd, spec.settings, Instant::now()).with_role(Role::Main);
+        program.env = environment(&program, &env, config.control.is_some(), None);
+        let spawned = program
+            .settings
+            .after
+            .is_empty()
+            .then(|| spawn_child(&program, &env));
+        Some((program, spawned))
+    });
     Launch {
         me,
         subreaper,
         main,
-        waiting,
         env,
     }
 }
 
-/// Starts the main command with its settings.
-/// `with_control`: init has a control socket, which the main command is
-/// told of and named for, like a program; tini-style, it gets init's
-/// environment untouched.
-fn spawn_main(
-    argv: &[CString],
-    settings: &Settings,
-    env: &[&CStr],
-    with_control: bool,
-) -> Result<spawn::Spawned, spawn::SpawnError> {
-    let named: &[(&str, &str)] = if with_control {
-        &[(PROGRAM_VAR, MAIN_NAME)]
-    } else {
-        &[]
+/// Starts a program's process, as its role has it: the main command keeps
+/// init's terminal and foreground group; a program gets pipes for its output.
+fn spawn_child(program: &Program, base: &[&CStr]) -> Result<spawn::Spawned, spawn::SpawnError> {
+    let own: Vec<&CStr>;
+    let env: &[&CStr] = match &program.env {
+        Some(vars) => {
+            own = vars.iter().map(CString::as_c_str).collect();
+            &own
+        }
+        None => base,
     };
-    let own_env = spawn::environment_for(env, settings, named);
-    let main_env: Vec<&CStr> = match &own_env {
-        Some(vars) => vars.iter().map(CString::as_c_str).collect(),
-        None => env.to_vec(),
+    let isolation = match program.role {
+        Role::Main => Isolation::Main,
+        Role::Program => Isolation::Program {
+            merge_stderr: program.settings.redirect_stderr,
+        },
     };
-    let cwd = settings
-        .directory
-        .as_ref()
-        .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
     spawn::spawn(
-        argv,
-        cwd.as_deref(),
-        Isolation::Main,
-        &main_env,
-        settings.user.as_ref(),
+        &program.argv,
+        program.cwd.as_deref(),
+        isolation,
+        env,
+        program.settings.user.as_ref(),
     )
 }
 
@@ -417,6 +400,10 @@ impl Supervisor {
         let me = launch.me;
         let mut notify = Vec::new();
         let (mut programs, skipped) = build_programs(config.programs, &launch.env, me, &mut notify);
+        let launched = launch.main.and_then(|(main, spawned)| {
+            let id = programs.push(main);
+            spawned.map(|spawned| (id, spawned))
+        });
         let longest_grace = longest_grace(&programs, &skipped, &config.policy);
         let control = config.control.as_deref().and_then(|path| {
             Control::open(path, &longest_grace.to_string())
@@ -439,12 +426,8 @@ impl Supervisor {
             policy: config.policy,
             signals,
             programs,
-            main: None,
-            main_settings: config.main_settings,
-            main_held: launch.waiting,
-            main_waiting_for: Vec::new(),
-            essential_status: None,
-            main_start: launch.main,
+            end_status: None,
+            launched,
             subreaper_error: launch.subreaper,
             log_on_stderr,
             env,
@@ -478,10 +461,11 @@ impl Supervisor {
                 &std::io::Error::from(e),
             ));
         }
-        if let Some(status) = self.start_main() {
-            logging::info(messages::exiting(status));
-            logging::flush();
-            return status;
+        if let Some((id, spawned)) = self.launched.take() {
+            let now = Instant::now();
+            if self.on_spawned(id, spawned, now).is_some() {
+                self.check_ends_init(id, now);
+            }
         }
         self.start_due(Instant::now());
         loop {
@@ -504,11 +488,12 @@ impl Supervisor {
         // A reader a moment late still gets the last raw output.
         self.outlets
             .finish(deadline_after(Instant::now(), FINAL_FLUSH));
-        let status = decide::exit_status(
-            self.essential_status,
-            self.main.as_ref().and_then(|m| m.exit),
-            self.killed_any,
-        );
+        let main_exit = self
+            .programs
+            .iter()
+            .find(|p| p.role == Role::Main)
+            .and_then(Program::last_exit);
+        let status = decide::exit_status(self.end_status, main_exit, self.killed_any);
         logging::info(messages::exiting(status));
         logging::flush();
         status
@@ -560,13 +545,10 @@ impl Supervisor {
         }
     }
 
-    /// Whether anything can come due: programs, a waiting main command, the
-    /// control socket's clients, or a shutdown under way.
+    /// Whether anything can come due: a program's timer, the control
+    /// socket's clients, or a shutdown under way.
     fn has_timers(&self) -> bool {
-        !self.phase.is_supervising()
-            || !self.programs.is_empty()
-            || self.main_held.is_some()
-            || self.control.is_some()
+        !self.phase.is_supervising() || self.control.is_some() || self.programs.has_timers()
     }
 
     /// Reads and acts on every pending signal. True if one was SIGCHLD.
@@ -596,39 +578,6 @@ impl Supervisor {
         reap
     }
 
-    /// Logs the main command's start (made by [`launch`]), if any.
-    /// `Some(status)` when it could not run.
-    fn start_main(&mut self) -> Option<u8> {
-        let started = self.main_start.take()?;
-        self.main_started(started)
-    }
-
-    /// Logs a start of the main command and keeps it; `Some(status)` when
-    /// it could not run.
-    fn main_started(&mut self, started: Result<spawn::Spawned, spawn::SpawnError>) -> Option<u8> {
-        match started {
-            Ok(child) => {
-                logging::info(messages::spawned(MAIN_NAME, child.pid));
-                self.main = Some(MainCommand {
-                    pid: child.pid,
-                    since: Instant::now(),
-                    exit: None,
-                    ended_at: None,
-                    killed: false,
-                });
-                self.have_children = true;
-                None
-            }
-            Err(e) => {
-                logging::error(messages::spawnerr(&e));
-                if !self.log_on_stderr {
-                    stdio::write(messages::main_cannot_run(&e).as_bytes());
-                }
-                Some(e.shell_status())
-            }
-        }
-    }
-
     /// Whether the program NAME is up, for `after`: an init script that
     /// was skipped for not existing counts as up, as in `status`.
     fn is_up(&self, name: &str) -> bool {
@@ -638,22 +587,19 @@ impl Supervisor {
         }
     }
 
-    /// Starts every program that is due and whose `after` is up, and the
-    /// waiting main command once its `after` is. Confirmations come first,
+    /// Starts every program that is due and whose `after` is up.
+    /// Confirmations come first,
     /// and the pass repeats while one start made another program up
     /// (startsecs 0), so that a chain starts in one turn.
     fn start_due(&mut self, now: Instant) {
-        // Only a program waiting or starting, or a waiting main command, can
-        // have anything to do here.
+        // Only a program waiting or starting can have anything to do here.
         let waiting = |p: &Program| {
             matches!(
                 p.state,
                 crate::program::State::Waiting { .. } | crate::program::State::Starting { .. }
             )
         };
-        if !self.phase.is_supervising()
-            || (self.main_held.is_none() && !self.programs.iter().any(waiting))
-        {
+        if !self.phase.is_supervising() || !self.programs.iter().any(waiting) {
             return;
         }
         for program in &mut self.programs {
@@ -686,9 +632,10 @@ impl Supervisor {
                     continue;
                 }
                 program.waiting_for.clear();
-                match self.spawn_program(i, now) {
-                    Some(Then::Fatal) => gave_up.push(i),
-                    Some(_) => {}
+                let spawned = spawn_child(program, &self.env);
+                match self.on_spawned(i, spawned, now) {
+                    Some(Then::Fatal | Then::Down) => gave_up.push(i),
+                    Some(Then::Restart(_)) => {}
                     None => more |= self.programs.get(i).is_some_and(Program::is_up),
                 }
             }
@@ -696,33 +643,21 @@ impl Supervisor {
                 break;
             }
         }
-        self.start_held_main(now);
         for i in gave_up {
-            self.check_essential(i, now);
+            self.check_ends_init(i, now);
         }
     }
 
-    /// Starts program `i`; what followed a failed spawn, None when it
-    /// started.
-    fn spawn_program(&mut self, i: ProgramId, now: Instant) -> Option<Then> {
+    /// Takes in program `i`'s spawn: its start, or what followed a failed
+    /// one (None when it started).
+    fn on_spawned(
+        &mut self,
+        i: ProgramId,
+        spawned: Result<spawn::Spawned, spawn::SpawnError>,
+        now: Instant,
+    ) -> Option<Then> {
         let program = self.programs.get_mut(i)?;
-        let own: Vec<&CStr>;
-        let env: &[&CStr] = match &program.env {
-            Some(vars) => {
-                own = vars.iter().map(CString::as_c_str).collect();
-                &own
-            }
-            None => &self.env,
-        };
-        match spawn::spawn(
-            &program.argv,
-            program.cwd.as_deref(),
-            Isolation::Program {
-                merge_stderr: program.settings.redirect_stderr,
-            },
-            env,
-            program.settings.user.as_ref(),
-        ) {
+        match spawned {
             Ok(child) => {
                 program.started(child.pid, now);
                 self.have_children = true;
@@ -750,6 +685,17 @@ impl Supervisor {
                 }
                 None
             }
+            Err(e) if program.role == Role::Main => {
+                // It ends init, with the status a shell gives a command
+                // that cannot run; said on the terminal too, where the log
+                // does not go.
+                logging::error(messages::spawnerr(&e));
+                if !self.log_on_stderr {
+                    stdio::write(messages::main_cannot_run(&e).as_bytes());
+                }
+                self.end_status = Some(e.shell_status());
+                Some(program.spawn_failed(now, SystemTime::now(), &self.policy))
+            }
             Err(e) => {
                 logging::warn(messages::spawnerr(&e));
                 let then = program.spawn_failed(now, SystemTime::now(), &self.policy);
@@ -759,59 +705,27 @@ impl Supervisor {
         }
     }
 
-    /// The main command waiting for its `after`: started once they are
-    /// up. One that cannot start ends init, as at the start.
-    fn start_held_main(&mut self, now: Instant) {
-        if self.main_held.is_none() {
-            return;
-        }
-        let blocked: Vec<String> = order::not_up(&self.main_settings.after, |n| self.is_up(n))
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        if !blocked.is_empty() {
-            if self.main_waiting_for.is_empty() {
-                logging::info(messages::waiting_after(MAIN_NAME, &blocked));
-            }
-            self.main_waiting_for = blocked;
-            return;
-        }
-        self.main_waiting_for.clear();
-        let Some(argv) = self.main_held.take() else {
-            return;
-        };
-        let started = spawn_main(
-            &argv,
-            &self.main_settings,
-            &self.env,
-            self.control.is_some(),
-        );
-        if let Some(status) = self.main_started(started) {
-            self.essential_status = Some(status);
-            self.begin_shutdown(signals::SIGTERM, now);
-        }
-    }
-
-    /// An essential program that is down for good ends init, with its
-    /// status, as a SIGTERM would.
-    fn check_essential(&mut self, index: ProgramId, now: Instant) {
+    /// Whether program `index`'s end ends init: the main command's always,
+    /// with its status; an essential program's once it is down for good,
+    /// with its status, as a SIGTERM would.
+    fn check_ends_init(&mut self, index: ProgramId, now: Instant) {
         let Some(program) = self.programs.get(index) else {
             return;
         };
-        if !program.settings.essential
-            || !program.is_down_for_good()
-            || !self.phase.is_supervising()
-        {
+        if !self.phase.is_supervising() || program.pid().is_some() {
             return;
         }
-        let how = match program.ended {
-            Some((Ended::Exit { how, .. }, _)) => Some(how),
-            _ => None,
-        };
-        let fatal = program.state == crate::program::State::Fatal;
-        let status = decide::essential_status(how, fatal);
-        logging::warn(messages::essential_down(program.name.as_str(), fatal, how));
-        self.essential_status = Some(status);
+        match program.role {
+            Role::Main => {}
+            Role::Program if program.settings.essential && program.is_down_for_good() => {
+                let how = program.last_exit();
+                let fatal = program.state == crate::program::State::Fatal;
+                let status = decide::essential_status(how, fatal);
+                logging::warn(messages::essential_down(program.name.as_str(), fatal, how));
+                self.end_status = Some(status);
+            }
+            Role::Program => return,
+        }
         self.begin_shutdown(signals::SIGTERM, now);
     }
 
@@ -819,7 +733,7 @@ impl Supervisor {
         match &mut self.phase {
             Phase::Supervising => {
                 // Without programs (tini-style) no program timer can be due.
-                if !self.programs.is_empty() || self.main_held.is_some() {
+                if !self.programs.is_empty() {
                     self.send_deferred_stops(now);
                     // Probes first: a program up now lets those after it start.
                     self.probe_due(now);
@@ -861,18 +775,9 @@ impl Supervisor {
                     self.kill_all();
                     return;
                 }
-                let Phase::ShuttingDown {
-                    next_notice,
-                    main_kill_at,
-                    ..
-                } = &mut self.phase
-                else {
+                let Phase::ShuttingDown { next_notice, .. } = &mut self.phase else {
                     return;
                 };
-                let kill_main = main_kill_at.is_some_and(|at| now >= at);
-                if kill_main {
-                    *main_kill_at = None;
-                }
                 let notice = now >= *next_notice;
                 if notice {
                     *next_notice = deadline_after(now, NOTICE_EVERY);
@@ -881,9 +786,6 @@ impl Supervisor {
                 // one of them goes at once.
                 self.kill_due(now);
                 self.send_deferred_stops(now);
-                if kill_main {
-                    self.kill_main();
-                }
                 if notice {
                     self.notice();
                 }
@@ -901,14 +803,13 @@ impl Supervisor {
         match &self.phase {
             Phase::Supervising => self
                 .programs
-                .iter()
-                .filter_map(Program::deadline)
+                .earliest()
+                .into_iter()
                 .chain(self.control.as_ref().and_then(Control::deadline))
                 .min(),
             Phase::ShuttingDown {
                 grace_end,
                 next_notice,
-                main_kill_at,
                 ..
             } => self
                 .programs
@@ -916,7 +817,6 @@ impl Supervisor {
                 // Only a stop's SIGKILL: nothing starts or is probed now.
                 .filter(|p| matches!(p.state, crate::program::State::Stopping { .. }))
                 .filter_map(Program::deadline)
-                .chain(*main_kill_at)
                 .fold(*grace_end.min(next_notice), Instant::min)
                 .into(),
             Phase::Killing { next_kill, .. } => Some(*next_kill),
@@ -1049,28 +949,10 @@ impl Supervisor {
     /// compare and a scan: the handlers of the others are kept out of
     /// line, so that reaping one pays for none of their set-up.
     fn on_exit(&mut self, pid: Pid, how: ExitKind, clock: &Clock) {
-        if self
-            .main
-            .as_ref()
-            .is_some_and(|m| m.pid == pid && m.exit.is_none())
-        {
-            self.main_exited(how, clock.now());
-        } else if let Some(index) = self.programs.by_pid(pid) {
+        if let Some(index) = self.programs.by_pid(pid) {
             self.program_exited(index, pid, how, clock.now());
         } else {
             logging::debug(messages::reaped_unknown(pid, how));
-        }
-    }
-
-    #[inline(never)]
-    fn main_exited(&mut self, how: ExitKind, now: Instant) {
-        if let Some(main) = self.main.as_mut() {
-            main.exit = Some(how);
-            main.ended_at = Some(SystemTime::now());
-        }
-        logging::info(messages::exited_main(how));
-        if self.phase.is_supervising() {
-            self.begin_shutdown(signals::SIGTERM, now);
         }
     }
 
@@ -1107,6 +989,8 @@ impl Supervisor {
         };
         let name = program.name.as_str();
         match outcome {
+            // Its end is init's: said as such, no code judged.
+            Some(_) if program.role == Role::Main => logging::info(messages::exited_main(how)),
             Some(Exit::Expected { then }) => {
                 logging::info(messages::exited(name, how, true));
                 log_then(name, then);
@@ -1125,20 +1009,17 @@ impl Supervisor {
             }
             None => logging::debug(messages::reaped_unknown(pid, how)),
         }
-        self.check_essential(index, now);
+        self.check_ends_init(index, now);
     }
 
-    /// Passes a signal on to every running program's process group and to
-    /// the main command's.
+    /// Passes a signal on to every running program's process group, the
+    /// main command's included.
     fn forward(&mut self, sig: i32) {
         let mut targets: Vec<(Pid, &str)> = Vec::new();
         for program in &self.programs {
             if let Some(pid) = program.pid() {
                 targets.push((pid, program.name.as_str()));
             }
-        }
-        if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none()) {
-            targets.push((main.pid, MAIN_NAME));
         }
         logging::debug(messages::forwarded(
             sig,
@@ -1222,10 +1103,25 @@ fn prepare(
             )),
         }
     }
-    let mut extra = vec![(PROGRAM_VAR, program.name.as_str())];
-    extra.extend(name.as_deref().map(|name| ("NOTIFY_SOCKET", name)));
-    program.env = spawn::environment_for(base, &program.settings, &extra);
+    program.env = environment(&program, base, true, name.as_deref());
     program
+}
+
+/// A program's environment, where its settings, its name or its notify
+/// socket change init's. A main command is named only where there is a
+/// control socket: tini-style, it gets init's environment untouched.
+fn environment(
+    program: &Program,
+    base: &[&CStr],
+    with_control: bool,
+    notify: Option<&str>,
+) -> Option<Vec<CString>> {
+    let mut extra = Vec::new();
+    if program.role == Role::Program || with_control {
+        extra.push((PROGRAM_VAR, program.name.as_str()));
+    }
+    extra.extend(notify.map(|name| ("NOTIFY_SOCKET", name)));
+    spawn::environment_for(base, &program.settings, &extra)
 }
 
 /// The program that runs an init script: `bash SCRIPT` (`sh` where there

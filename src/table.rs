@@ -3,6 +3,15 @@
 //! the one way in, and nothing takes one out), so an id, once given, names
 //! the same program for init's whole life: pipes, probes, notify sockets
 //! and waiting replies keep ids, never positions they must trust.
+//!
+//! What the loop asks of the table at every turn — whether any program
+//! can come due, and when the earliest does — follows from the programs'
+//! states alone, so it is kept once worked out, and forgotten at every way
+//! a program can change (`push`, `get_mut`, `iter_mut`): a turn that
+//! touches no program (an orphan reaped) does not walk the table twice.
+
+use std::cell::Cell;
+use std::time::Instant;
 
 use nix::unistd::Pid;
 
@@ -15,14 +24,45 @@ pub struct ProgramId(usize);
 #[derive(Debug, Default)]
 pub struct Table {
     programs: Vec<Program>,
+    /// `any` and `earliest` hold: no program has changed since they were
+    /// worked out. (Apart, not one `Option` of both: the loop asks at
+    /// every turn, and a flag costs less to read than a copy.)
+    known: Cell<bool>,
+    /// Some program can come due (see [`Program::has_timer`]).
+    any: Cell<bool>,
+    /// The earliest [`Program::deadline`].
+    earliest: Cell<Option<Instant>>,
 }
 
 impl Table {
     /// Appends `program`: its id is [`Table::next_id`] as it was.
     pub fn push(&mut self, program: Program) -> ProgramId {
         let id = self.next_id();
+        self.known.set(false);
         self.programs.push(program);
         id
+    }
+
+    #[inline]
+    fn work_out_timers(&self) {
+        if !self.known.get() {
+            self.any.set(self.programs.iter().any(Program::has_timer));
+            let earliest = self.programs.iter().filter_map(Program::deadline).min();
+            self.earliest.set(earliest);
+            self.known.set(true);
+        }
+    }
+
+    /// Whether any program can come due.
+    pub fn has_timers(&self) -> bool {
+        self.work_out_timers();
+        self.any.get()
+    }
+
+    /// The earliest time a program comes due.
+    pub fn earliest(&self) -> Option<Instant> {
+        self.work_out_timers();
+        self.earliest.get()
     }
 
     /// The id the next [`Table::push`] gives, for what must be made
@@ -36,6 +76,7 @@ impl Table {
     }
 
     pub fn get_mut(&mut self, id: ProgramId) -> Option<&mut Program> {
+        self.known.set(false);
         self.programs.get_mut(id.0)
     }
 
@@ -52,6 +93,7 @@ impl Table {
     }
 
     pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Program> {
+        self.known.set(false);
         self.programs.iter_mut()
     }
 
@@ -91,7 +133,7 @@ impl<'a> IntoIterator for &'a mut Table {
     type Item = &'a mut Program;
     type IntoIter = std::slice::IterMut<'a, Program>;
     fn into_iter(self) -> Self::IntoIter {
-        self.programs.iter_mut()
+        self.iter_mut()
     }
 }
 
@@ -127,5 +169,28 @@ mod tests {
         assert_eq!(table.ids().collect::<Vec<_>>(), [a, b]);
         assert_eq!(table.by_pid(Pid::from_raw(1)), None);
         assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn timers_follow_every_change_of_a_program() {
+        let mut table = Table::default();
+        assert!(!table.has_timers());
+        assert_eq!(table.earliest(), None);
+        // Waiting to start: due now.
+        let a = table.push(program("a"));
+        assert!(table.has_timers());
+        let due = table.earliest().unwrap();
+        // Asked again, unchanged; changed through get_mut, worked out anew.
+        assert_eq!(table.earliest(), Some(due));
+        let p = table.get_mut(a).unwrap();
+        p.started(Pid::from_raw(42), due);
+        p.confirm(due + std::time::Duration::from_secs(60));
+        assert!(!table.has_timers(), "running: nothing to come due");
+        assert_eq!(table.earliest(), None);
+        for p in &mut table {
+            p.request_stop(due, std::time::SystemTime::now());
+        }
+        assert!(table.has_timers(), "stopping: its SIGKILL");
+        assert_eq!(table.earliest(), Some(due));
     }
 }

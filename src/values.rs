@@ -5,6 +5,20 @@
 use std::fmt;
 use std::time::Duration;
 
+/// What a child is to init, beside what it runs: the few rules that differ
+/// between roles are decided from this, each in one place, and everything
+/// else about a child is the same for every role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A `-p` program or `-i` init script: supervised, restarted as its
+    /// settings say, and controlled by the verbs.
+    Program,
+    /// The command after `--`: never started again, and its end is init's
+    /// (init exits with its status); it keeps the terminal; `start`,
+    /// `stop` and `restart` refuse it, and no program comes after it.
+    Main,
+}
+
 /// The set of exit codes that count as expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitCodes([bool; 256]);

@@ -4,6 +4,7 @@
 //! that each is tested as a table of cases, nothing spawned.
 
 use crate::status::ExitKind;
+use crate::values::Role;
 
 /// Init's exit status at the end: an essential program's end decides
 /// first, then the main command's own status; with neither, 0, or 1 when
@@ -29,18 +30,17 @@ pub fn essential_status(how: Option<ExitKind>, fatal: bool) -> u8 {
 }
 
 /// Whether the stop of the program NAME waits: a program that starts
-/// after it (`after` names it) still runs, or (`with_main`, at a
-/// shutdown) the main command does. `others`: each program's `after` and
-/// whether it still runs for the stop order.
+/// after it (`after` names it) still runs — the main command only when
+/// `with_main` (a shutdown: `stop all` and `restart all` leave it
+/// running). `others`: each child's `after`, role, and whether it still
+/// runs for the stop order.
 pub fn stop_waits<'a>(
     name: &str,
-    mut others: impl Iterator<Item = (&'a [String], bool)>,
-    main: Option<(&[String], bool)>,
+    mut others: impl Iterator<Item = (&'a [String], Role, bool)>,
     with_main: bool,
 ) -> bool {
     let after_it = |after: &[String]| after.iter().any(|n| n == name);
-    others.any(|(after, live)| live && after_it(after))
-        || (with_main && main.is_some_and(|(after, live)| live && after_it(after)))
+    others.any(|(after, role, live)| live && after_it(after) && (with_main || role != Role::Main))
 }
 
 #[cfg(test)]
@@ -88,22 +88,23 @@ mod tests {
     fn a_stop_waits_for_the_programs_after_it_in_reverse_order() {
         let a_only = vec!["a".to_string()];
         let none: Vec<String> = Vec::new();
-        // A program's `after` and whether it still runs.
-        type Program<'a> = (&'a [String], bool);
-        let cases: [(&[Program], Option<Program>, bool, bool); 8] = [
-            // (others, main, with_main) → waits
-            (&[(&a_only, true)], None, false, true),
-            (&[(&a_only, false)], None, false, false),
-            (&[(&none, true)], None, false, false),
-            (&[], Some((&a_only, true)), true, true),
-            (&[], Some((&a_only, true)), false, false),
-            (&[], Some((&a_only, false)), true, false),
-            (&[(&none, true), (&a_only, true)], None, false, true),
-            (&[], None, true, false),
+        let (p, m) = (Role::Program, Role::Main);
+        // A child's `after`, role, and whether it still runs.
+        type Child<'a> = (&'a [String], Role, bool);
+        let cases: [(&[Child], bool, bool); 8] = [
+            // (others, with_main) → waits
+            (&[(&a_only, p, true)], false, true),
+            (&[(&a_only, p, false)], false, false),
+            (&[(&none, p, true)], false, false),
+            (&[(&a_only, m, true)], true, true),
+            (&[(&a_only, m, true)], false, false),
+            (&[(&a_only, m, false)], true, false),
+            (&[(&none, p, true), (&a_only, p, true)], false, true),
+            (&[], true, false),
         ];
-        for (others, main, with_main, want) in cases {
-            let got = stop_waits("a", others.iter().copied(), main, with_main);
-            assert_eq!(got, want, "{others:?} {main:?} {with_main}");
+        for (others, with_main, want) in cases {
+            let got = stop_waits("a", others.iter().copied(), with_main);
+            assert_eq!(got, want, "{others:?} {with_main}");
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::{Kill, MAIN_NAME, Supervisor, Target};
+use super::{Kill, Supervisor, Target};
 use crate::config::ALL_NAME;
 use crate::control::Request;
 use crate::logging;
@@ -17,6 +17,7 @@ use crate::program::{self, AfterStop, Answer, State};
 use crate::signals::SIGTERM;
 use crate::stamp;
 use crate::table::ProgramId;
+use crate::values::Role;
 use crate::verbs::{self, Outcome, Verb};
 
 /// A reply waiting for programs to stop or start.
@@ -36,8 +37,6 @@ enum Item {
     Up {
         program: ProgramId,
     },
-    /// Done when the main command runs (`wait`).
-    MainUp,
     /// Done when the program has started again (or failed to).
     Started {
         program: ProgramId,
@@ -166,7 +165,6 @@ impl Supervisor {
         for name in names {
             match self.programs.by_name(name) {
                 Some(i) => found.push(i),
-                None if name == MAIN_NAME => {}
                 None => missed.push(
                     match self.skipped.iter().find(|(n, ..)| n.as_str() == name) {
                         Some((_, path, _)) => Miss::Skipped(name.clone(), path.clone()),
@@ -209,13 +207,16 @@ impl Supervisor {
         let (mut targets, missed) = self.targets(names);
         let mut items: Vec<Item> = missed.iter().map(Miss::item).collect();
         if every {
+            // Not the main command, which only a signal reaches (a name
+            // of it is refused before here).
             targets.retain(|&i| {
                 self.programs.get(i).is_some_and(|p| {
-                    !matches!(
-                        (verb, p.state),
-                        (Verb::Stop, State::Stopped { .. })
-                            | (Verb::Start, State::Starting { .. } | State::Running { .. })
-                    )
+                    p.role == Role::Program
+                        && !matches!(
+                            (verb, p.state),
+                            (Verb::Stop, State::Stopped { .. })
+                                | (Verb::Start, State::Starting { .. } | State::Running { .. })
+                        )
                 })
             });
         }
@@ -303,13 +304,11 @@ impl Supervisor {
             .collect()
     }
 
-    /// signal: the signal to each named program's group (and the main
-    /// command's), answered at once.
+    /// signal: the signal to each named program's group (the main
+    /// command's too), answered at once.
     fn signal_request(&mut self, names: &[String], sig: i32) -> Vec<Item> {
         let (targets, missed) = self.targets(names);
         let mut items: Vec<Item> = missed.iter().map(Miss::item).collect();
-        let wants_main =
-            names.iter().any(|n| n == MAIN_NAME || n == ALL_NAME) && self.main.is_some();
         let mut kills = Vec::new();
         let every = names.iter().any(|n| n == ALL_NAME);
         for i in targets {
@@ -332,24 +331,6 @@ impl Supervisor {
                 None => Item::Line(Outcome::Error, format!("{name}: ERROR (not running)")),
             });
         }
-        let main_running = self.main.as_ref().is_some_and(|m| m.exit.is_none());
-        if wants_main && (main_running || !every) {
-            items.push(match self.main.as_ref().filter(|m| m.exit.is_none()) {
-                Some(main) => {
-                    kills.push(Kill {
-                        target: Target::Group(main.pid),
-                        signal: sig,
-                    });
-                    Item::Line(Outcome::Done, format!("{MAIN_NAME}: signalled"))
-                }
-                None => Item::Line(Outcome::Error, format!("{MAIN_NAME}: ERROR (not running)")),
-            });
-        } else if names.iter().any(|n| n == MAIN_NAME) {
-            items.push(Item::Line(
-                Outcome::Error,
-                format!("{MAIN_NAME}: ERROR (no such program)"),
-            ));
-        }
         self.apply(&kills);
         if every && items.is_empty() {
             items.push(Item::Line(
@@ -363,9 +344,8 @@ impl Supervisor {
     /// wait: a line for each program once it is up. A skipped init
     /// script counts as up, as in `status`.
     fn wait_request(&mut self, names: &[String]) -> Vec<Item> {
-        let every = names.iter().any(|n| n == ALL_NAME);
         let mut items = Vec::new();
-        for name in names.iter().filter(|n| *n != MAIN_NAME && *n != ALL_NAME) {
+        for name in names.iter().filter(|n| *n != ALL_NAME) {
             if self.programs.iter().all(|p| p.name.as_str() != name)
                 && self.skipped.iter().any(|(n, ..)| n.as_str() == name)
             {
@@ -381,17 +361,6 @@ impl Supervisor {
                 .map(Miss::item),
         );
         items.extend(targets.into_iter().map(|program| Item::Up { program }));
-        let has_main = self.main.is_some() || self.main_held.is_some();
-        if (every && has_main) || names.iter().any(|n| n == MAIN_NAME) {
-            items.push(if has_main {
-                Item::MainUp
-            } else {
-                Item::Line(
-                    Outcome::Error,
-                    format!("{MAIN_NAME}: ERROR (no such program)"),
-                )
-            });
-        }
         if items.is_empty() {
             items.push(Item::Line(
                 Outcome::Done,
@@ -442,11 +411,6 @@ impl Supervisor {
                 p.is_up()
                     .then(|| (Outcome::Done, format!("{}: up", p.name)))
             }
-            Item::MainUp => self
-                .main
-                .as_ref()
-                .filter(|m| m.exit.is_none())
-                .map(|_| (Outcome::Done, format!("{MAIN_NAME}: up"))),
             Item::Stopped { program } => {
                 let p = self.programs.get(program)?;
                 if p.deferred_stop.is_some() {
@@ -539,10 +503,6 @@ impl Supervisor {
                 .into_iter()
                 .map(|item| match item {
                     Item::Line(outcome, line) => Item::Line(outcome, line),
-                    Item::MainUp => Item::Line(
-                        Outcome::Error,
-                        format!("{MAIN_NAME}: ERROR (shutting down)"),
-                    ),
                     Item::Stopped { program }
                     | Item::Started { program, .. }
                     | Item::Up { program } => {
@@ -562,12 +522,15 @@ impl Supervisor {
         let mut errors = Vec::new();
         let every = names.is_empty() || names.iter().any(|n| n == ALL_NAME);
         let wanted = |name: &str| every || names.iter().any(|n| n == name);
-        for program in &self.programs {
-            if wanted(program.name.as_str()) {
+        let row = |program: &program::Program| {
+            wanted(program.name.as_str()).then(|| {
                 let s = program.status(now, stamp::short);
-                rows.push((program.name.to_string(), s.state, s.detail, s.up));
-            }
-        }
+                (program.name.to_string(), s.state, s.detail, s.up)
+            })
+        };
+        let (main, programs): (Vec<_>, Vec<_>) =
+            self.programs.iter().partition(|p| p.role == Role::Main);
+        rows.extend(programs.into_iter().filter_map(row));
         for (name, path, _) in &self.skipped {
             if wanted(name.as_str()) {
                 // Nothing to run: it counts as up.
@@ -579,16 +542,8 @@ impl Supervisor {
                 ));
             }
         }
-        if let Some(main) = self.main.as_ref().filter(|_| wanted(MAIN_NAME)) {
-            let (state, detail) = match (main.exit, main.ended_at) {
-                (Some(how), Some(at)) => ("EXITED", format!("{} ({how})", stamp::short(at))),
-                _ => ("RUNNING", program::running(main.pid, main.since, now)),
-            };
-            rows.push((MAIN_NAME.to_string(), state, detail, true));
-        } else if self.main_held.is_some() && wanted(MAIN_NAME) {
-            let detail = format!("waiting for {}", self.main_waiting_for.join(", "));
-            rows.push((MAIN_NAME.to_string(), "STARTING", detail, false));
-        }
+        // The main command's row last, under the programs it may wait for.
+        rows.extend(main.into_iter().filter_map(row));
         if !every {
             for name in names {
                 if !rows.iter().any(|(n, ..)| n == name) {

@@ -13,13 +13,14 @@ use std::time::{Instant, SystemTime};
 
 use nix::unistd::Pid;
 
-use super::{MAIN_NAME, NOTICE_EVERY, Phase, Supervisor, deadline_after};
+use super::{NOTICE_EVERY, Phase, Supervisor, deadline_after};
 use crate::logging;
 use crate::messages;
 use crate::procs;
 use crate::program::{AfterStop, State};
 use crate::signals::{SIGCONT, SIGKILL, SIGTERM};
 use crate::table::ProgramId;
+use crate::values::Role;
 
 /// Whom a signal goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,13 +243,12 @@ impl Supervisor {
             if let Some(pgid) = program.stop(deadline_after(now, wait)) {
                 groups.push((pgid, program.stop_signal(sig)));
                 longest = longest.max(wait);
+            } else if program.role == Role::Main {
+                // It has just ended, which is why init ends: what it left
+                // in its group is there.
+                groups.extend(program.pgid.map(|g| (g, program.stop_signal(sig))));
             }
         }
-        groups.extend(
-            self.main
-                .as_ref()
-                .map(|m| (m.pid, self.main_settings.stopsignal.unwrap_or(sig))),
-        );
         let any_child = self.is_pid1 && procs::has_children();
         // Without /proc, everyone gets the shutdown's signal after all.
         let others = if self.is_pid1
@@ -271,12 +271,10 @@ impl Supervisor {
             others.as_deref(),
         );
         self.apply(&kills);
-        let main_running = self.main.as_ref().is_some_and(|m| m.exit.is_none());
         self.phase = Phase::ShuttingDown {
             stop,
             grace_end: deadline_after(now, longest),
             next_notice: deadline_after(now, NOTICE_EVERY),
-            main_kill_at: (main_running && longest > grace).then(|| deadline_after(now, grace)),
         };
         // Reaping in this phase also sends the stop signal to the orphans
         // already adopted (`signal_adopted`), once the dead are gone.
@@ -292,16 +290,11 @@ impl Supervisor {
         let Some(name) = self.programs.get(i).map(|p| p.name.as_str()) else {
             return false;
         };
-        let main_live = self
-            .main
-            .as_ref()
-            .is_some_and(|m| m.exit.is_none() && !m.killed);
         super::decide::stop_waits(
             name,
             self.programs
                 .iter()
-                .map(|p| (p.settings.after.as_slice(), p.is_live_for_order())),
-            Some((self.main_settings.after.as_slice(), main_live)),
+                .map(|p| (p.settings.after.as_slice(), p.role, p.is_live_for_order())),
             with_main,
         )
     }
@@ -392,23 +385,16 @@ impl Supervisor {
 
     fn is_known(&self, pid: Pid) -> bool {
         self.programs.iter().any(|p| p.pid() == Some(pid))
-            || self
-                .main
-                .as_ref()
-                .is_some_and(|m| m.pid == pid && m.exit.is_none())
     }
 
     /// "waiting for NAME1, NAME2 to die", if any program is still running.
     pub(super) fn notice(&mut self) {
-        let mut names: Vec<&str> = self
+        let names: Vec<&str> = self
             .programs
             .iter()
             .filter(|p| matches!(p.state, State::Stopping { .. }))
             .map(|p| p.name.as_str())
             .collect();
-        if self.main.as_ref().is_some_and(|m| m.exit.is_none()) {
-            names.push(MAIN_NAME);
-        }
         if !names.is_empty() {
             logging::info(messages::waiting(&names));
         }
@@ -434,22 +420,6 @@ impl Supervisor {
         }
     }
 
-    /// `-g` is over for the main command while a program's longer
-    /// stopwaitsecs runs: SIGKILL to its group.
-    pub(super) fn kill_main(&mut self) {
-        let Some(main) = self.main.as_mut().filter(|m| m.exit.is_none()) else {
-            return;
-        };
-        main.killed = true;
-        logging::warn(messages::killing(MAIN_NAME, main.pid));
-        self.killed_any = true;
-        let kill = Kill {
-            target: Target::Group(main.pid),
-            signal: SIGKILL,
-        };
-        self.apply(&[kill]);
-    }
-
     /// The grace is over: SIGKILL to whatever is left, said in the log
     /// (each program once: one whose own stopwaitsecs ended has been).
     pub(super) fn kill_all(&mut self) {
@@ -463,10 +433,6 @@ impl Supervisor {
                 logging::warn(messages::killing(program.name.as_str(), pid));
                 self.killed_any = true;
             }
-        }
-        if let Some(main) = self.main.as_ref().filter(|m| m.exit.is_none() && !m.killed) {
-            logging::warn(messages::killing(MAIN_NAME, main.pid));
-            self.killed_any = true;
         }
         let leftovers = self.unknown_children();
         if !leftovers.is_empty() {
