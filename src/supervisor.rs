@@ -960,10 +960,11 @@ impl Supervisor {
     fn program_exited(&mut self, index: ProgramId, pid: Pid, how: ExitKind, now: Instant) {
         self.drop_probes(index);
         // What the program wrote before it died goes above its exit line.
-        if self.buf.len() < READ_CHUNK {
-            self.buf.resize(READ_CHUNK, 0);
-        }
+        // (The main command has no pipe: its output is init's own.)
         for pipe in self.pipes.iter_mut().filter(|p| p.program == index) {
+            if self.buf.len() < READ_CHUNK {
+                self.buf.resize(READ_CHUNK, 0);
+            }
             pipe.drain(&mut self.buf, &mut self.outlets);
         }
         let stop_signal = match &self.phase {
