@@ -1160,4 +1160,265 @@ mod tests {
         );
         assert_eq!(p.state, State::Done);
     }
+
+    /// Every state a request can find, by name.
+    fn states(now: Instant, wall: SystemTime) -> Vec<(&'static str, State)> {
+        let pid = Pid::from_raw(7);
+        let stopping = |after| State::Stopping {
+            pid,
+            after,
+            kill_at: Some(now),
+        };
+        vec![
+            ("not started", State::NotStarted),
+            ("waiting", State::Waiting { at: now }),
+            ("starting", State::Starting { pid, since: now }),
+            ("running", State::Running { pid, since: now }),
+            ("exited", State::Exited),
+            ("fatal", State::Fatal),
+            ("stopped", State::Stopped { at: wall }),
+            ("stopping (stop)", stopping(AfterStop::StayStopped)),
+            ("stopping (restart)", stopping(AfterStop::Restart)),
+            ("stopping (shutdown)", stopping(AfterStop::Shutdown)),
+            ("done", State::Done),
+        ]
+    }
+
+    /// What a state is, in a word, after a request: where it goes next.
+    fn word(state: State) -> &'static str {
+        match state {
+            State::NotStarted => "not started",
+            State::Waiting { .. } => "waiting",
+            State::Starting { .. } => "starting",
+            State::Running { .. } => "running",
+            State::Exited => "exited",
+            State::Fatal => "fatal",
+            State::Stopped { .. } => "stopped",
+            State::Stopping {
+                after: AfterStop::StayStopped,
+                ..
+            } => "stopping (stop)",
+            State::Stopping {
+                after: AfterStop::Restart,
+                ..
+            } => "stopping (restart)",
+            State::Stopping {
+                after: AfterStop::Shutdown,
+                ..
+            } => "stopping (shutdown)",
+            State::Done => "done",
+        }
+    }
+
+    /// A verb, the call that makes it, and what it should answer and leave.
+    type Request = (
+        &'static str,
+        fn(&mut Program, Instant, SystemTime) -> Answer,
+        (Answer, &'static str),
+    );
+
+    #[test]
+    fn requests_against_every_state() {
+        let t = Instant::now();
+        let wall = SystemTime::now();
+        let pid = Pid::from_raw(7);
+        let signal = Answer::Signal(pid);
+        let not_running = Answer::Refused("not running");
+        let already = Answer::Refused("already started");
+        let shutting = Answer::Refused("shutting down");
+        let spawn = Answer::Spawn;
+        // state → (stop: answer, next), (start: …), (restart: …)
+        type Row = (
+            &'static str,
+            (Answer, &'static str),
+            (Answer, &'static str),
+            (Answer, &'static str),
+        );
+        let table: [Row; 11] = [
+            (
+                "not started",
+                (not_running, "not started"),
+                (spawn, "waiting"),
+                (spawn, "waiting"),
+            ),
+            (
+                "waiting",
+                (Answer::Done("stopped"), "stopped"),
+                (spawn, "waiting"),
+                (spawn, "waiting"),
+            ),
+            (
+                "starting",
+                (signal, "stopping (stop)"),
+                (already, "starting"),
+                (signal, "stopping (restart)"),
+            ),
+            (
+                "running",
+                (signal, "stopping (stop)"),
+                (already, "running"),
+                (signal, "stopping (restart)"),
+            ),
+            (
+                "exited",
+                (Answer::Done("stopped"), "stopped"),
+                (spawn, "waiting"),
+                (spawn, "waiting"),
+            ),
+            (
+                "fatal",
+                (not_running, "fatal"),
+                (spawn, "waiting"),
+                (spawn, "waiting"),
+            ),
+            (
+                "stopped",
+                (not_running, "stopped"),
+                (spawn, "waiting"),
+                (spawn, "waiting"),
+            ),
+            (
+                "stopping (stop)",
+                (Answer::Wait, "stopping (stop)"),
+                (Answer::Wait, "stopping (restart)"),
+                (Answer::Wait, "stopping (restart)"),
+            ),
+            (
+                "stopping (restart)",
+                (Answer::Wait, "stopping (stop)"),
+                (Answer::Wait, "stopping (restart)"),
+                (Answer::Wait, "stopping (restart)"),
+            ),
+            (
+                "stopping (shutdown)",
+                (shutting, "stopping (shutdown)"),
+                (shutting, "stopping (shutdown)"),
+                (shutting, "stopping (shutdown)"),
+            ),
+            (
+                "done",
+                (shutting, "done"),
+                (shutting, "done"),
+                (shutting, "done"),
+            ),
+        ];
+        for (name, state) in states(t, wall) {
+            let row = table.iter().find(|r| r.0 == name).unwrap();
+            let requests: [Request; 3] = [
+                ("stop", |p, t, w| p.request_stop(t, w), row.1),
+                ("start", |p, t, _| p.request_start(t), row.2),
+                ("restart", |p, t, _| p.request_restart(t, t), row.3),
+            ];
+            for (verb, request, (answer, next)) in requests {
+                let mut p = program(t);
+                p.state = state;
+                assert_eq!(request(&mut p, t, wall), answer, "{verb} when {name}");
+                assert_eq!(word(p.state), next, "{verb} when {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn up_for_after_and_wait_by_state() {
+        let t = Instant::now();
+        let wall = SystemTime::now();
+        let exit = |code, expected| {
+            Some((
+                Ended::Exit {
+                    how: ExitKind::Code(code),
+                    expected,
+                },
+                wall,
+            ))
+        };
+        // (state, how the last run ended, a stop deferred) → up
+        let cases = [
+            (
+                State::Running {
+                    pid: Pid::from_raw(7),
+                    since: t,
+                },
+                None,
+                false,
+                true,
+            ),
+            (
+                State::Running {
+                    pid: Pid::from_raw(7),
+                    since: t,
+                },
+                None,
+                true,
+                false,
+            ),
+            (
+                State::Starting {
+                    pid: Pid::from_raw(7),
+                    since: t,
+                },
+                None,
+                false,
+                false,
+            ),
+            (State::Exited, exit(0, true), false, true),
+            (State::Exited, exit(1, false), false, false),
+            (State::Waiting { at: t }, exit(0, true), false, false),
+            (State::Fatal, None, false, false),
+            (State::Stopped { at: wall }, None, false, false),
+            (State::NotStarted, None, false, false),
+        ];
+        for (state, ended, deferred, up) in cases {
+            let mut p = program(t);
+            p.state = state;
+            p.ended = ended;
+            p.deferred_stop = deferred.then_some(AfterStop::Shutdown);
+            assert_eq!(p.is_up(), up, "{state:?} {ended:?} deferred {deferred}");
+        }
+    }
+
+    #[test]
+    fn the_main_role_is_never_restarted_and_up_once_it_runs() {
+        let t = Instant::now();
+        let wall = SystemTime::now();
+        let main = || program(t).with_role(Role::Main);
+        let mut p = main();
+        p.started(Pid::from_raw(9), t);
+        assert!(p.is_up(), "up at once: no startsecs");
+        assert!(!p.confirm(t + Duration::from_secs(9)), "nothing to confirm");
+        // Any end, quick or not, expected or not: it stays down.
+        for how in [ExitKind::Code(0), ExitKind::Code(1), ExitKind::Signal(9)] {
+            let mut p = main();
+            p.started(Pid::from_raw(9), t);
+            let exit = p.exited(how, t, wall, &policy()).unwrap();
+            assert!(
+                matches!(
+                    exit,
+                    Exit::Expected { then: Then::Down } | Exit::Unexpected { then: Then::Down }
+                ),
+                "{how:?}"
+            );
+            assert_eq!(p.state, State::Exited);
+            assert_eq!(p.last_exit(), Some(how));
+            let status = p.status(t, |_| "12:00:00".into());
+            assert_eq!(
+                (status.state, status.detail.as_str(), status.up),
+                ("EXITED", &*format!("12:00:00 ({how})"), true)
+            );
+        }
+        // A spawn that fails: no backoff, no retry.
+        let mut p = main();
+        assert_eq!(p.spawn_failed(t, wall, &policy()), Then::Down);
+        assert_eq!(p.state, State::Exited);
+        assert_eq!(p.last_exit(), None);
+        // A program in its place is restarted.
+        let mut p = program(t);
+        p.started(Pid::from_raw(9), t);
+        let exit = p.exited(ExitKind::Code(1), t, wall, &policy()).unwrap();
+        assert!(matches!(
+            exit,
+            Exit::Unexpected {
+                then: Then::Restart(_)
+            }
+        ));
+    }
 }
