@@ -152,11 +152,22 @@ pub struct Program {
     pub pgid: Option<Pid>,
     /// Processes started so far.
     pub starts: u32,
+    /// Starts made by supervision after an end (or a failed spawn) since
+    /// the program was last started by hand, or last stayed up
+    /// [`STABLE`]: what `status` calls its restarts.
+    restarts: u32,
+    /// The next start is a restart (see `restarts`), not one by hand.
+    restarting: bool,
     /// Failed spawns so far.
     pub spawn_failures: u32,
     /// How the last run ended, and when (wall clock) it went down.
     pub ended: Option<(Ended, SystemTime)>,
 }
+
+/// How long a run stays up before its program's restarts are forgotten:
+/// a crash loop shows its count, a program that recovered a while ago
+/// does not. (Kubernetes forgets a crash loop's backoff after as long.)
+pub const STABLE: Duration = Duration::from_secs(600);
 
 /// A running process as `status` shows it: `pid 12, uptime 0:05:12`.
 pub fn running(pid: Pid, since: Instant, now: Instant) -> String {
@@ -167,6 +178,14 @@ pub fn running(pid: Pid, since: Instant, now: Instant) -> String {
         up / 60 % 60,
         up % 60
     )
+}
+
+/// `1 restart`, `2 restarts`.
+fn count(n: u32, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 /// The wait before the next start after `short_runs` consecutive short runs.
@@ -205,6 +224,8 @@ impl Program {
             short_runs: 0,
             pgid: None,
             starts: 0,
+            restarts: 0,
+            restarting: false,
             spawn_failures: 0,
             ended: None,
         }
@@ -314,10 +335,28 @@ impl Program {
         };
         self.pgid = Some(pid);
         self.starts = self.starts.saturating_add(1);
+        self.count_restart();
+    }
+
+    /// A start (or an attempt) made: one restart more, if supervision made it.
+    fn count_restart(&mut self) {
+        if std::mem::take(&mut self.restarting) {
+            self.restarts = self.restarts.saturating_add(1);
+        }
+    }
+
+    /// Started by hand (a `start` or `restart`): due now, and what the
+    /// failed starts and restarts before it counted starts again.
+    fn by_hand(&mut self, now: Instant) -> State {
+        self.short_runs = 0;
+        self.restarts = 0;
+        self.restarting = false;
+        State::Waiting { at: now }
     }
 
     /// A spawn failed: a failed start, waited for as after a short run.
     pub fn spawn_failed(&mut self, now: Instant, wall: SystemTime, policy: &Policy) -> Then {
+        self.count_restart();
         self.spawn_failures = self.spawn_failures.saturating_add(1);
         self.ended = Some((Ended::SpawnFailed, wall));
         self.failed_start(now, policy)
@@ -344,6 +383,7 @@ impl Program {
 
     fn restart_after(&mut self, now: Instant, policy: &Policy) -> Then {
         let wait = backoff(self.short_runs, policy.backoff_max.duration());
+        self.restarting = true;
         self.state = State::Waiting {
             at: now.checked_add(wait).unwrap_or(now),
         };
@@ -395,10 +435,7 @@ impl Program {
             self.state = match after {
                 AfterStop::Shutdown => State::Done,
                 AfterStop::StayStopped => State::Stopped { at: wall },
-                AfterStop::Restart => {
-                    self.short_runs = 0;
-                    State::Waiting { at: now }
-                }
+                AfterStop::Restart => self.by_hand(now),
             };
             return Some(Exit::Stopped);
         }
@@ -412,10 +449,7 @@ impl Program {
                 self.state = match after {
                     AfterStop::Shutdown => State::Done,
                     AfterStop::StayStopped => State::Stopped { at: wall },
-                    AfterStop::Restart => {
-                        self.short_runs = 0;
-                        State::Waiting { at: now }
-                    }
+                    AfterStop::Restart => self.by_hand(now),
                 };
                 return Some(Exit::Stopped);
             }
@@ -433,7 +467,11 @@ impl Program {
         // A good run: one that lasted startsecs, and with another `ready`
         // also got ready (ready and then a quick crash, as with a port
         // still held by an old instance, backs off like any failed start).
-        let lasted = now.saturating_duration_since(since) >= self.settings.startsecs.duration();
+        let ran = now.saturating_duration_since(since);
+        if ran >= STABLE {
+            self.restarts = 0;
+        }
+        let lasted = ran >= self.settings.startsecs.duration();
         let worked = match self.settings.ready {
             Ready::Startsecs => lasted,
             _ => was_ready && lasted,
@@ -572,8 +610,7 @@ impl Program {
             | State::Exited
             | State::Fatal
             | State::Stopped { .. } => {
-                self.state = State::Waiting { at: now };
-                self.short_runs = 0;
+                self.state = self.by_hand(now);
                 Answer::Spawn
             }
             State::Starting { .. } | State::Running { .. } => Answer::Refused("already started"),
@@ -628,6 +665,31 @@ impl Program {
         }
     }
 
+    /// What a row of a program that has ended before adds: the restarts
+    /// since it was started by hand or last stayed up [`STABLE`], and how
+    /// its last run ended, in the log's words, with when:
+    /// `, 17 restarts, last exit status 1 at 12:03:04`.
+    fn history(&self, now: Instant, when: &impl Fn(SystemTime) -> String) -> String {
+        let stable = matches!(
+            self.state,
+            State::Running { since, .. } if now.saturating_duration_since(since) >= STABLE
+        );
+        let mut out = String::new();
+        if self.restarts > 0 && !stable {
+            out.push_str(&format!(", {}", count(self.restarts, "restart")));
+        }
+        match self.ended {
+            Some((Ended::Exit { how, .. }, at)) => {
+                out.push_str(&format!(", last {how} at {}", when(at)));
+            }
+            Some((Ended::SpawnFailed, at)) => {
+                out.push_str(&format!(", last spawn error at {}", when(at)));
+            }
+            None => {}
+        }
+        out
+    }
+
     /// What `status` shows. `when` writes a wall-clock time as the status
     /// line wants it.
     pub fn status(&self, now: Instant, when: impl Fn(SystemTime) -> String) -> Status {
@@ -635,7 +697,10 @@ impl Program {
             State::NotStarted => ("STOPPED", "Not started".to_string(), false),
             State::Fatal => (
                 "FATAL",
-                "too many start retries too quickly".to_string(),
+                format!(
+                    "too many start retries too quickly{}",
+                    self.history(now, &when)
+                ),
                 false,
             ),
             State::Waiting { .. } if !self.waiting_for.is_empty() => (
@@ -654,19 +719,26 @@ impl Program {
                         Ended::SpawnFailed => "spawn error".to_string(),
                     };
                     let wait = at.saturating_duration_since(now).as_secs_f64().ceil();
-                    let restarts = self
-                        .starts
-                        .saturating_add(self.spawn_failures)
-                        .saturating_sub(1);
                     (
                         "BACKOFF",
-                        format!("{last}; starts again in {wait} s; {restarts} restarts"),
+                        format!(
+                            "{last}; starts again in {wait} s; {}",
+                            count(self.restarts, "restart")
+                        ),
                         false,
                     )
                 }
             },
-            State::Starting { pid, .. } => ("STARTING", format!("pid {pid}"), false),
-            State::Running { pid, since } => ("RUNNING", running(pid, since, now), true),
+            State::Starting { pid, .. } => (
+                "STARTING",
+                format!("pid {pid}{}", self.history(now, &when)),
+                false,
+            ),
+            State::Running { pid, since } => (
+                "RUNNING",
+                format!("{}{}", running(pid, since, now), self.history(now, &when)),
+                true,
+            ),
             State::Exited => match self.ended {
                 // Its end is init's: no code is judged, and it was up.
                 Some((Ended::Exit { how, .. }, at)) if self.role == Role::Main => {
@@ -1041,9 +1113,14 @@ mod tests {
         assert_eq!(p.state, State::Fatal);
         assert_eq!(p.deadline(), None);
         let s = p.status(now, when);
+        // The row says how it got there: the restart it made, and the end.
+        let detail = format!(
+            "too many start retries too quickly, 1 restart, last exit status 1 at {}",
+            when(WALL)
+        );
         assert_eq!(
             (s.state, s.detail.as_str(), s.up),
-            ("FATAL", "too many start retries too quickly", false)
+            ("FATAL", detail.as_str(), false)
         );
         // start takes it up again, with the count reset.
         assert_eq!(p.request_start(now), Answer::Spawn);
@@ -1420,5 +1497,51 @@ mod tests {
                 then: Then::Restart(_)
             }
         ));
+    }
+
+    #[test]
+    fn rows_count_restarts_until_a_start_by_hand_or_a_stable_run() {
+        let t = Instant::now();
+        let mut p = with(t, |s| s.startsecs = Seconds::parse("0").unwrap());
+        let row = |p: &Program, now| p.status(now, |_| "T".into()).detail;
+        p.started(PID, t);
+        p.confirm(t);
+        assert_eq!(
+            row(&p, t),
+            "pid 42, uptime 0:00:00",
+            "never ended: nothing to add"
+        );
+        // A crash loop: each restart counted, the last end said.
+        for n in 1..=3 {
+            p.exited(ExitKind::Code(1), t, WALL, &policy());
+            p.started(PID, t);
+            p.confirm(t);
+            let s = if n == 1 { "" } else { "s" };
+            let want = format!("pid 42, uptime 0:00:00, {n} restart{s}, last exit status 1 at T");
+            assert_eq!(row(&p, t), want);
+        }
+        // Up for STABLE: the count is forgotten, the last end is not.
+        let later = t + STABLE;
+        assert_eq!(
+            row(&p, later),
+            "pid 42, uptime 0:10:00, last exit status 1 at T"
+        );
+        p.exited(ExitKind::Signal(9), later, WALL, &policy());
+        p.started(PID, later);
+        assert_eq!(
+            row(&p, later),
+            "pid 42, 1 restart, last terminated by SIGKILL at T"
+        );
+        // Started by hand: counted from nothing again.
+        p.request_restart(later, later);
+        p.exited(ExitKind::Signal(15), later, WALL, &policy());
+        p.started(PID, later);
+        assert_eq!(row(&p, later), "pid 42, last terminated by SIGTERM at T");
+        // A failed spawn is a restart too, and said as such.
+        p.exited(ExitKind::Code(1), later, WALL, &policy());
+        p.spawn_failed(later, WALL, &policy());
+        let s = p.status(later, |_| "T".into());
+        assert_eq!(s.state, "BACKOFF");
+        assert_eq!(s.detail, "spawn error; starts again in 1 s; 1 restart");
     }
 }

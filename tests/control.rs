@@ -519,3 +519,40 @@ fn env_and_setpriv_give_a_program_its_user_folder_and_environment() {
     assert!(log.contains(&format!("web stdout: 65534 {dir} 1")), "{log}");
     assert_eq!(init.stop(), 0);
 }
+
+#[test]
+fn a_slow_crash_loop_shows_its_restarts_and_last_exit() {
+    for mode in MODES {
+        // Each run outlives startsecs, so it is restarted at once, forever:
+        // a row of RUNNING alone would look healthy.
+        let mut init = init(mode, "crash-loop")
+            .args(&["-s", "0.1", "-g", "2"])
+            .args(&["-p", "crashy=sh -c 'sleep 0.4; exit 1'"])
+            .start();
+        init.wait_log_n("spawned: 'crashy'", 3, secs(10.0));
+        let row = wait_for(secs(10.0), "a RUNNING row with its history", || {
+            let (_, out, _) = ctl(&init, &["status", "crashy"]);
+            let line = out.lines().next().unwrap_or("").to_string();
+            (line.contains("RUNNING") && line.contains("restart")).then_some(line)
+        });
+        let restarts: u32 = row
+            .split(", ")
+            .find_map(|part| {
+                part.strip_suffix(" restarts")
+                    .or(part.strip_suffix(" restart"))
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {row:?}"));
+        assert!(restarts >= 1, "{row}");
+        assert!(row.contains(", last exit status 1 at "), "{row}");
+        // Every spawn after the first is a restart, as the log says.
+        let spawned = init.log_text().matches("spawned: 'crashy'").count() as u32;
+        assert!(restarts < spawned, "{restarts} of {spawned} spawns: {row}");
+        let (code, _, _) = ctl(&init, &["status", "crashy"]);
+        assert!(
+            code == 0 || code == 3,
+            "status exit codes unchanged: {code}"
+        );
+        init.stop();
+    }
+}
