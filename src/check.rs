@@ -56,6 +56,9 @@ pub fn problems(config: &Config) -> Vec<String> {
                             program.name,
                             script.display()
                         ));
+                    } else if spawn::has_crlf_lines(script) {
+                        found
+                            .push(messages::crlf_script(program.name.as_str(), script).to_string());
                     }
                 }
             }

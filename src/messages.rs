@@ -45,6 +45,19 @@ pub fn spawnerr(error: &SpawnError) -> impl Display {
     text(move |f| write!(f, "spawnerr: {error}"))
 }
 
+/// An init script with Windows line endings, said at each start: it is
+/// run as it is (init never changes the user's file).
+pub fn crlf_script(name: &str, script: &Path) -> impl Display {
+    text(move |f| {
+        write!(
+            f,
+            "{name}: {} has Windows line endings (CRLF): bash reads a carriage return at the end of every line, so commands fail and 'exit 0' exits 2; {}",
+            script.display(),
+            crate::spawn::CONVERT
+        )
+    })
+}
+
 pub fn success(name: &str, startsecs: Seconds) -> impl Display {
     text(move |f| {
         write!(

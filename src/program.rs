@@ -24,6 +24,7 @@
 //! never gives up; with N, the N+1st failed start in a row is FATAL.
 
 use std::ffi::CString;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
@@ -132,6 +133,8 @@ pub struct Program {
     pub role: Role,
     pub argv: Vec<CString>,
     pub cwd: Option<CString>,
+    /// An init script's file, looked at before each start.
+    pub script: Option<PathBuf>,
     pub settings: Settings,
     /// Its environment, where its settings change init's.
     pub env: Option<Vec<CString>>,
@@ -214,6 +217,7 @@ impl Program {
             role: Role::Program,
             argv,
             cwd,
+            script: None,
             settings,
             env: None,
             waiting_for: Vec::new(),

@@ -59,6 +59,9 @@ pub enum SpawnError {
         command: String,
         error: Errno,
     },
+    /// Its `#!` line ends in a carriage return: the kernel looks for an
+    /// interpreter whose name ends in one, and says "not found".
+    CrlfShebang(String),
 }
 
 impl SpawnError {
@@ -66,6 +69,7 @@ impl SpawnError {
     pub fn shell_status(&self) -> u8 {
         match self {
             SpawnError::NotFound(_)
+            | SpawnError::CrlfShebang(_)
             | SpawnError::Os {
                 error: Errno::ENOENT,
                 ..
@@ -93,8 +97,45 @@ impl fmt::Display for SpawnError {
                     io::Error::from(*error)
                 )
             }
+            SpawnError::CrlfShebang(c) => write!(
+                f,
+                "{c} has Windows line endings (CRLF) on its #! line; {CONVERT}"
+            ),
         }
     }
+}
+
+/// How to mend a file with Windows line endings, in every message about one.
+pub const CONVERT: &str = "convert it with dos2unix or sed -i 's/\\r$//'";
+
+/// The first bytes of the file at `path`, as much as a `#!` line needs.
+fn head_of(path: &Path) -> Option<Vec<u8>> {
+    let mut head = vec![0u8; 256];
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    head.truncate(n);
+    Some(head)
+}
+
+/// Whether the file at `path` starts with a `#!` line that ends in `\r`.
+fn crlf_shebang(path: &Path) -> bool {
+    head_of(path).is_some_and(|head| {
+        head.strip_prefix(b"#!")
+            .and_then(|line| line.split(|&b| b == b'\n').next())
+            .is_some_and(|line| line.ends_with(b"\r"))
+            // A `#!` line with no end in the bytes read says nothing.
+            && head.contains(&b'\n')
+    })
+}
+
+/// Whether the script at `path` has a line ending in `\r\n` (in its first
+/// 64 KiB): bash then reads `exit 0\r` and every other line with a
+/// carriage return on its last word, and fails in ways that hide why.
+pub fn has_crlf_lines(path: &Path) -> bool {
+    let mut text = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut text))
+        .is_ok()
+        && text.windows(2).any(|w| w == b"\r\n")
 }
 
 /// A started child.
@@ -191,9 +232,12 @@ pub fn spawn<A: AsRef<CStr>>(
     }
     let path = resolve(OsStr::from_bytes(arg0.to_bytes()), cwd_path)?;
     // The command's name is only written out when something failed.
-    let fail = |error: Errno| SpawnError::Os {
-        command: String::from_utf8_lossy(arg0.to_bytes()).into_owned(),
-        error,
+    let fail = |error: Errno| {
+        let command = String::from_utf8_lossy(arg0.to_bytes()).into_owned();
+        if error == Errno::ENOENT && crlf_shebang(&path) {
+            return SpawnError::CrlfShebang(command);
+        }
+        SpawnError::Os { command, error }
     };
 
     let mut actions = PosixSpawnFileActions::init().map_err(fail)?;
@@ -519,14 +563,17 @@ pub fn preflight(command: &OsStr, cwd: Option<&Path>) -> Result<(), SpawnError> 
         command: command.to_string_lossy().into_owned(),
         error,
     };
-    let mut head = [0u8; 256];
     // Unreadable (execute-only) files are the kernel's business.
-    let Ok(n) = File::open(&path).and_then(|mut f| f.read(&mut head)) else {
+    let Some(head) = head_of(&path) else {
         return Ok(());
     };
-    let head = head.get(..n).unwrap_or(&[]);
     if head.starts_with(b"\x7fELF") {
         return Ok(());
+    }
+    if crlf_shebang(&path) {
+        return Err(SpawnError::CrlfShebang(
+            command.to_string_lossy().into_owned(),
+        ));
     }
     let Some(line) = head.strip_prefix(b"#!") else {
         return Err(refused(Errno::ENOEXEC));

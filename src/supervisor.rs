@@ -632,6 +632,11 @@ impl Supervisor {
                     continue;
                 }
                 program.waiting_for.clear();
+                if let Some(script) = program.script.as_deref() {
+                    if spawn::has_crlf_lines(script) {
+                        logging::warn(messages::crlf_script(program.name.as_str(), script));
+                    }
+                }
                 let spawned = spawn_child(program, &self.env);
                 match self.on_spawned(i, spawned, now) {
                     Some(Then::Fatal | Then::Down) => gave_up.push(i),
@@ -1149,13 +1154,9 @@ fn init_script(
         .as_deref()
         .or_else(|| script.parent())
         .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok());
-    Some(Program::new(
-        name,
-        vec![shell, c_script],
-        cwd,
-        settings,
-        now,
-    ))
+    let mut program = Program::new(name, vec![shell, c_script], cwd, settings, now);
+    program.script = Some(script.to_path_buf());
+    Some(program)
 }
 
 /// `now + d`, saturating at some 136 years: `Instant + Duration` panics
