@@ -364,9 +364,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         return Ok(Request::Version);
     }
     if let Some(extra) = m.free.first() {
-        return Err(usage(format!(
-            "unexpected argument '{extra}': put the main command after '--'"
-        )));
+        return Err(unexpected(opts, extra));
     }
     // Every value is checked before asking whether there is anything to
     // run: `-g abc` is first of all a bad grace. The global flags come
@@ -419,6 +417,32 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
     })
 }
 
+/// A word getopts left over: a verb misspelt, a command cut from its `-p`
+/// by the shell, or a main command without its `--`.
+fn unexpected(opts: &[OsString], extra: &str) -> UsageError {
+    let words: Vec<&str> = opts.iter().filter_map(|a| a.to_str()).collect();
+    let at = words.iter().position(|w| *w == extra).unwrap_or(0);
+    let looks_like_a_word = extra.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && extra.starts_with(|c: char| c.is_ascii_alphabetic());
+    if at == 0 && looks_like_a_word {
+        return unknown_command(extra);
+    }
+    match program_before(&words, at) {
+        Some(program) if !words.iter().any(|w| w.starts_with(&format!("{program}="))) => {
+            usage(format!(
+                "-p '{program}': NAME and COMMAND are one argument, joined by '=': -p '{program}={extra} …'"
+            ))
+        }
+        Some(program) => usage(format!(
+            "unexpected argument '{extra}': is it part of the command of -p {program}? \
+             quote NAME=COMMAND as one argument (-p '{program}=COMMAND ARGS')"
+        )),
+        None => usage(format!(
+            "unexpected argument '{extra}': put the main command after '--'"
+        )),
+    }
+}
+
 /// The options before `--`, read by getopts (which takes UTF-8 only: the
 /// main command after `--` keeps its bytes).
 fn matches(opts: &[OsString]) -> Result<Matches, UsageError> {
@@ -434,7 +458,80 @@ fn matches(opts: &[OsString]) -> Result<Matches, UsageError> {
             }
         }
     }
-    options().parse(&utf8).map_err(|f| usage(fail_message(f)))
+    options().parse(&utf8).map_err(|f| {
+        // `-p sshd=/usr/sbin/sshd -D -e`, unquoted: the shell split the
+        // command, and its first option is what getopts tripped on.
+        if let Fail::UnrecognizedOption(name) = &f {
+            let at = utf8
+                .iter()
+                .position(|a| a.strip_prefix('-').is_some_and(|a| a.trim_start_matches('-').starts_with(name.as_str())));
+            if let Some(program) = at.and_then(|at| program_before(&utf8, at)) {
+                return usage(format!(
+                    "{}: is it part of the command of -p {program}? quote NAME=COMMAND as one argument \
+                     (-p '{program}=COMMAND ARGS')",
+                    fail_message(f.clone())
+                ));
+            }
+        }
+        usage(fail_message(f))
+    })
+}
+
+/// The `-p` value just before argument `at`, with only words that are no
+/// option between: the command it may have been cut from. The program's
+/// NAME, or the whole value where it has no `=`.
+fn program_before<'a>(args: &[&'a str], at: usize) -> Option<&'a str> {
+    for j in (0..at).rev() {
+        let arg = *args.get(j)?;
+        let value = if arg == "-p" || arg == "--program" {
+            args.get(j + 1).copied().filter(|_| j + 1 < at)
+        } else if let Some(value) = arg.strip_prefix("--program=") {
+            Some(value)
+        } else if arg.starts_with('-') {
+            return None;
+        } else {
+            continue;
+        };
+        return value.map(|v| v.split_once('=').map_or(v, |(name, _)| name));
+    }
+    None
+}
+
+/// A word where a verb would be, that is none: what it may have meant.
+fn unknown_command(word: &str) -> UsageError {
+    let near = crate::verbs::VERBS
+        .iter()
+        .find(|verb| edit_distance(word, verb) <= 2);
+    let list = crate::verbs::VERBS.join(", ");
+    usage(match near {
+        Some(verb) => format!(
+            "unknown command '{word}'; did you mean '{verb}'? commands: {list}; \
+             a main command goes after '--'"
+        ),
+        None => {
+            format!("unknown command '{word}'; commands: {list}; a main command goes after '--'")
+        }
+    })
+}
+
+/// Levenshtein's distance between two short words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    // The row for the prefix of `a` read so far: row[j] is the distance
+    // to b's first j characters.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut next = Vec::with_capacity(row.len());
+        next.push(i + 1);
+        for (j, &cb) in b.iter().enumerate() {
+            let replace = row.get(j).map_or(usize::MAX, |d| d + usize::from(ca != cb));
+            let delete = row.get(j + 1).map_or(usize::MAX, |d| d + 1);
+            let insert = next.last().map_or(usize::MAX, |d| d + 1);
+            next.push(replace.min(delete).min(insert));
+        }
+        row = next;
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 /// The global flags: every program's defaults.
@@ -565,9 +662,7 @@ fn apply_option(
         return Err(if name == MAIN_NAME {
             usage("--option main.…: there is no main command (give it after '--')")
         } else {
-            bad(&format!(
-                "no program is named '{name}' (programs are named by -p NAME=… and -i PATH)"
-            ))
+            bad(&no_program(name, programs))
         });
     };
     let target = &mut program.settings;
@@ -582,6 +677,23 @@ fn apply_option(
         }
     }
     Ok(())
+}
+
+/// "No such program", with the names there are, or how names are made.
+fn no_program(name: &str, programs: &[ProgramSpec]) -> String {
+    let names: Vec<&str> = programs
+        .iter()
+        .filter(|p| p.kind.role() == Role::Program)
+        .map(|p| p.name.as_str())
+        .collect();
+    if names.is_empty() {
+        format!("no program is named '{name}' (programs are named by -p NAME=… and -i PATH)")
+    } else {
+        format!(
+            "no program is named '{name}'; programs: {}",
+            names.join(", ")
+        )
+    }
 }
 
 /// Every `after` names another program, never `main`, and the order has
@@ -599,9 +711,7 @@ fn check_order(programs: &[ProgramSpec]) -> Result<(), UsageError> {
                 return bad(format!("{owner} cannot come after itself"));
             }
             if index(dep).is_none() {
-                return bad(format!(
-                    "no program is named '{dep}' (programs are named by -p NAME=… and -i PATH)"
-                ));
+                return bad(no_program(dep, programs));
             }
         }
     }

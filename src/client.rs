@@ -83,7 +83,11 @@ pub fn run(args: &[OsString]) -> u8 {
             exit_status(&lines)
         }
         Err(Failure::NoInit(e)) => {
-            say(&format!("no init answers at {}: {e}", control.display()));
+            say(&format!(
+                "no init answers at {}: {e} (an init started without -p or -i has no control \
+                 socket, unless --control names one)",
+                control.display()
+            ));
             NO_INIT
         }
         Err(Failure::Denied) => {

@@ -85,6 +85,14 @@ impl Sink {
         sink
     }
 
+    /// What to say if another writer held the log file when it was
+    /// opened (another init on the same file).
+    pub fn shared_warning(&self) -> Option<String> {
+        let file = &self.file.as_ref()?.file;
+        let holder = file.shared_with()?;
+        Some(messages::log_shared(file.path(), holder).to_string())
+    }
+
     /// Whether log lines reach standard error.
     pub fn copies_to_stderr(&self) -> bool {
         self.copy

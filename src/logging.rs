@@ -49,8 +49,12 @@ pub fn init(config: &LogConfig) -> bool {
         .build();
     let sink = Sink::open(config);
     let on_stderr = sink.copies_to_stderr();
+    let shared = sink.shared_warning();
     // Fails only if a logger is already set, which init never does twice.
     let _ = WriteLogger::init(filter, format, sink);
+    if let Some(warning) = shared {
+        warn(warning);
+    }
     on_stderr
 }
 

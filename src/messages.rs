@@ -58,6 +58,19 @@ pub fn crlf_script(name: &str, script: &Path) -> impl Display {
     })
 }
 
+/// Another process (another init, most likely) holds the log file.
+pub fn log_shared(path: &Path, holder: Option<u32>) -> impl Display {
+    text(move |f| {
+        write!(f, "another process writes to the log {}", path.display())?;
+        if let Some(pid) = holder {
+            write!(f, " (pid {pid})")?;
+        }
+        f.write_str(
+            ": is a second init running? their lines will be mixed; give each init its own -l FILE",
+        )
+    })
+}
+
 pub fn success(name: &str, startsecs: Seconds) -> impl Display {
     text(move |f| {
         write!(

@@ -1,6 +1,6 @@
-//! Reading the process table from `/proc`, for shutdown only: which
-//! processes are init's children (adopted ones included), and, as PID 1,
-//! which processes are left in the container.
+//! Reading the process table from `/proc`: for shutdown, which processes
+//! are init's children (adopted ones included), and, as PID 1, which are
+//! left in the container; at the start, who holds the log's lock.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -121,6 +121,30 @@ pub fn others(me: Pid) -> io::Result<Vec<Pid>> {
         .collect())
 }
 
+/// The pid that holds a `flock` on the file (device `dev`, inode `ino`),
+/// as `/proc/locks` shows it (`1: FLOCK ADVISORY WRITE 42 00:2a:1234 0
+/// EOF`); None where it is not there, or outside our PID namespace.
+pub fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let file = format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    holder_in(&locks, &file)
+}
+
+/// The pid of the lock on `file` (`MAJOR:MINOR:INODE`) in `/proc/locks`.
+fn holder_in(locks: &str, file: &str) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Waiters are listed as `1: -> FLOCK …`: one field more.
+        let at = fields.iter().position(|f| *f == file)?;
+        let pid: u32 = fields.get(at.checked_sub(1)?)?.parse().ok()?;
+        (fields.get(1) != Some(&"->") && pid != 0).then_some(pid)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +198,15 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(kids.contains(&Pid::from_raw(child.id() as i32)));
+    }
+
+    #[test]
+    fn the_holder_of_a_lock_is_read_from_proc_locks() {
+        let locks = "1: POSIX  ADVISORY  WRITE 7 00:2a:99 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 5151 fd:01:1234 0 EOF\n";
+        assert_eq!(holder_in(locks, "fd:01:1234"), Some(4242));
+        assert_eq!(holder_in(locks, "00:2a:99"), Some(7));
+        assert_eq!(holder_in(locks, "fd:01:1"), None);
     }
 }

@@ -11,7 +11,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
 
 /// The modes of a new file and of a folder made for it.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +42,11 @@ pub struct RotatingFile {
     device: bool,
     /// Bytes in the current file, as far as we know.
     size: u64,
+    /// The file's lock, while it is open (released with it).
+    lock: Option<Flock<File>>,
+    /// At the last open, another open file held the file's lock (another
+    /// init writing there): its pid, where /proc/locks says.
+    shared: Option<Option<u32>>,
 }
 
 impl RotatingFile {
@@ -54,7 +60,15 @@ impl RotatingFile {
             fresh: false,
             device: false,
             size: 0,
+            lock: None,
+            shared: None,
         }
+    }
+
+    /// Whether, at the last open, another writer held the file: `Some`,
+    /// with its pid where that could be told.
+    pub fn shared_with(&self) -> Option<Option<u32>> {
+        self.shared
     }
 
     pub fn path(&self) -> &Path {
@@ -73,6 +87,7 @@ impl RotatingFile {
     /// Closes it; the next write opens the path again.
     pub fn close(&mut self) {
         self.file = None;
+        self.lock = None;
     }
 
     /// Opens (or creates) the path, and its folder if that is missing.
@@ -107,6 +122,25 @@ impl RotatingFile {
         }
         self.size = meta.len();
         self.id = (meta.dev(), meta.ino());
+        // One writer a file: each open takes the file's lock (released
+        // when it is closed), so that a second init on the same log finds
+        // it held and can say so. Nothing waits for it.
+        self.lock = None;
+        self.shared = None;
+        if !self.device {
+            // The lock is on the open file, which a duplicate shares.
+            match file
+                .try_clone()
+                .map(|dup| Flock::lock(dup, FlockArg::LockExclusiveNonblock))
+            {
+                Ok(Ok(lock)) => self.lock = Some(lock),
+                Ok(Err((_, Errno::EWOULDBLOCK))) => {
+                    self.shared = Some(crate::procs::lock_holder(meta.dev(), meta.ino()));
+                }
+                // No lock (a file system without them): nothing to say.
+                Ok(Err(_)) | Err(_) => {}
+            }
+        }
         self.fresh = true;
         self.file = Some(file);
         Ok(())

@@ -326,4 +326,13 @@ fn man_page_renders_within_80_columns() {
     for line in text.lines() {
         assert!(line.chars().count() <= 80, "too wide: {line}");
     }
+    // Words run together: a macro line whose arguments were meant to be
+    // words (`.RI "a b" c` without the spaces, `.BR x ; 1 a`) renders
+    // them with no space between. No English word here is that long.
+    for word in text.split_whitespace() {
+        let letters = word.trim_matches(|c: char| !c.is_alphabetic());
+        let run = letters.chars().all(|c| c.is_ascii_lowercase()) && letters.len() > 22;
+        assert!(!run, "words run together: {word}");
+        assert!(!word.contains(";1"), "words run together: {word}");
+    }
 }
