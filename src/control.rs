@@ -15,10 +15,9 @@
 //! `0600` in a folder that must be init's own; behind that, the peer's
 //! credentials (SO_PEERCRED) must be init's own uid or root.
 
-use std::fs::DirBuilder;
 use std::io::{self, ErrorKind, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -111,10 +110,7 @@ impl Control {
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(folder) = folder {
             if std::fs::symlink_metadata(folder).is_err() {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o750)
-                    .create(folder)
+                crate::folders::make(folder, 0o750)
                     .map_err(|e| fail(format!("cannot make its folder: {e}")))?;
             }
             let meta =

@@ -17,6 +17,7 @@ mod config;
 mod control;
 mod destination;
 mod expand;
+mod folders;
 mod glibc;
 mod logfile;
 mod logging;

@@ -6,9 +6,9 @@
 //! means is the owner's to say: here it is only returned.
 
 use std::ffi::OsString;
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -106,10 +106,7 @@ impl RotatingFile {
             // The folder is missing (never made, or deleted): make it.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    DirBuilder::new()
-                        .recursive(true)
-                        .mode(self.modes.folder)
-                        .create(parent)?;
+                    crate::folders::make(parent, self.modes.folder)?;
                 }
                 options.open(&self.path)?
             }

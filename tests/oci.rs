@@ -421,3 +421,39 @@ fn user_accounts_come_from_the_roots_files_in_a_runc_container() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tmp_that_init_makes_is_everyones_as_on_every_system() {
+    if !runc_here() {
+        return;
+    }
+    let s = Scratch::new("oci-tmp");
+    // The default log and control socket are under /tmp/.cocalc; this
+    // root has no /tmp. The main command looks once init has made them.
+    let look = "busybox sleep 1; busybox stat -c '%n %a' /tmp /tmp/.cocalc";
+    let bundle = bundle(
+        &s,
+        &[
+            INIT,
+            "-q",
+            "-p",
+            "a=busybox sleep 100",
+            "--",
+            "busybox",
+            "sh",
+            "-c",
+            look,
+        ],
+    );
+    std::fs::remove_dir(bundle.join("rootfs/tmp")).unwrap();
+    let (code, stdout, stderr) = run_to_exit(&bundle, "tmp");
+    if stderr.contains("runc") && code != 0 && !stdout.contains("/tmp") {
+        skip(&format!("runc cannot run a container here: {stderr}"));
+        return;
+    }
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("/tmp 1777"), "{stdout}");
+    assert!(stdout.contains("/tmp/.cocalc 750"), "{stdout}");
+    let log = std::fs::read_to_string(bundle.join("rootfs/tmp/.cocalc/cocalc-init.log")).unwrap();
+    assert!(log.contains("spawned: 'a'"), "{log}");
+}
