@@ -185,6 +185,26 @@ pub fn reaped_unknown(pid: Pid, how: ExitKind) -> impl Display {
     text(move |f| write!(f, "reaped unknown pid {pid} ({how})"))
 }
 
+/// A signal that people send on purpose (HUP, USR1, USR2), said at INFO
+/// with where it went; HUP, supervisord's "reload", gets a word on that.
+pub fn received_forwarded<'a, I>(sig: i32, targets: I) -> impl Display
+where
+    I: Iterator<Item = &'a str> + Clone,
+{
+    text(move |f| {
+        write!(f, "received {}: ", signal_name(sig))?;
+        if targets.clone().next().is_none() {
+            f.write_str("no program is running to forward it to")?;
+        } else {
+            write!(f, "forwarded to {}", Joined(targets.clone()))?;
+        }
+        if sig == libc::SIGHUP {
+            f.write_str(" (cocalc-init does not reload; see man page)")?;
+        }
+        Ok(())
+    })
+}
+
 /// `targets`: the names of the programs the signal went to.
 pub fn forwarded<'a, I>(sig: i32, targets: I) -> impl Display
 where

@@ -74,6 +74,13 @@ pub fn classify(sig: i32) -> Action {
     }
 }
 
+/// The signals people send by hand to mean something (supervisord's
+/// "reload", a log reopen, a dump): their arrival is worth an INFO line.
+/// The rest (SIGWINCH at every terminal resize, say) are said at debug.
+pub fn is_sent_on_purpose(sig: i32) -> bool {
+    matches!(sig, libc::SIGHUP | libc::SIGUSR1 | libc::SIGUSR2)
+}
+
 /// Every signal number init takes through the signalfd: all but the
 /// uncatchable, the faults, the ignored job-control ones, and the two
 /// real-time signals glibc keeps for itself.

@@ -1021,24 +1021,27 @@ impl Supervisor {
     /// Passes a signal on to every running program's process group, the
     /// main command's included.
     fn forward(&mut self, sig: i32) {
-        let mut targets: Vec<(Pid, &str)> = Vec::new();
-        for program in &self.programs {
-            if let Some(pid) = program.pid() {
-                targets.push((pid, program.name.as_str()));
-            }
-        }
-        logging::debug(messages::forwarded(
-            sig,
-            targets.iter().map(|&(_, name)| name),
-        ));
-        let kills: Vec<Kill> = targets
+        let kills: Vec<Kill> = self
+            .programs
             .iter()
-            .map(|&(pid, _)| Kill {
+            .filter_map(Program::pid)
+            .map(|pid| Kill {
                 target: Target::Group(pid),
                 signal: sig,
             })
             .collect();
+        // Sent first, said after: the log line does not delay the signal.
         self.apply(&kills);
+        let names = self
+            .programs
+            .iter()
+            .filter(|p| p.pid().is_some())
+            .map(|p| p.name.as_str());
+        if signals::is_sent_on_purpose(sig) {
+            logging::info(messages::received_forwarded(sig, names));
+        } else {
+            logging::debug(messages::forwarded(sig, names));
+        }
     }
 
     /// kill(2) to `target` (a pid, -pgid, or -1). A target that is gone is

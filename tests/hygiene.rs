@@ -139,7 +139,7 @@ fn the_main_command_starts_clean_in_its_own_group() {
         // SIGHUP was ignored by the parent, yet init still receives it and
         // passes it on: sleep dies of it, and init exits with its status.
         init.signal(Signal::SIGHUP);
-        init.wait_log("forwarded SIGHUP to main");
+        init.wait_log("received SIGHUP: forwarded to main");
         assert_eq!(init.exit_code(secs(10.0)), 129);
     }
 }

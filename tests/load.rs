@@ -94,7 +94,9 @@ fn signal_storm_init_survives_and_forwards_what_it_received() {
     // Let the last forwarded signals land.
     std::thread::sleep(secs(0.5));
     let log = init.log_text();
-    let forwarded = log.matches("DEBG forwarded SIGUSR1 to counter_sh").count();
+    let forwarded = log
+        .matches("INFO received SIGUSR1: forwarded to counter_sh")
+        .count();
     let lost = log.matches("received SIGUSR1: no program").count();
     let counted: usize = std::fs::read_to_string(init.scratch.path("count"))
         .map(|t| t.trim().parse().unwrap_or(0))

@@ -61,7 +61,13 @@ fn signals_are_forwarded_to_every_program() {
             got(&init, "a").contains("RTMIN+2").then_some(())
         });
         let log = init.wait_log("forwarded SIGRTMIN+2 to a, b");
-        assert!(log.contains("DEBG forwarded SIGHUP to a, b"), "{log}");
+        // HUP is said at INFO, with where it went and that it is no reload.
+        assert!(
+            log.contains(
+                "INFO received SIGHUP: forwarded to a, b (cocalc-init does not reload; see man page)"
+            ),
+            "{log}"
+        );
         assert_eq!(init.stop(), 0, "{mode:?}");
         let log = init.log_text();
         assert!(log.contains("INFO stopped: a (exit status 0)"), "{log}");
