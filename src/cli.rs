@@ -297,7 +297,8 @@ pub fn help_text() -> String {
              expand %(ENV_X)s, %(program_name)s and %% as supervisord does.\n\n\
              Inside the container: cocalc-init status|start|stop|restart [NAME...|all]\n\
              \x20                     cocalc-init signal SIG NAME...|all   [--control PATH]\n\
-             \x20                     cocalc-init wait NAME...|all [--timeout SECS]\n\n\
+             \x20                     cocalc-init wait NAME...|all [--timeout SECS]\n\
+             \x20                     cocalc-init tail [-f] [-n LINES] NAME...|all\n\n\
              See 'man cocalc-init' for details.\n",
             "-- COMMAND [ARG]..."
         ));

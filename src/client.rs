@@ -1,5 +1,5 @@
 //! The other face of the binary: `cocalc-init status|start|stop|restart|
-//! signal|wait`, run inside the container. It connects to a running init's
+//! signal|wait|tail`, run inside the container. It connects to a running init's
 //! control socket, sends one request line, prints the answer, and exits
 //! with a status fit for a Kubernetes exec probe:
 //! 0 done, or every named program up; 3 a named program is not up (or a
@@ -73,14 +73,21 @@ pub fn run(args: &[OsString]) -> u8 {
         Verb::Wait => Some(limit.unwrap_or(WAIT_TIMEOUT)),
         _ => None,
     };
-    match ask(&control, &command.line(signal_word), limit) {
-        Ok(lines) => {
-            let mut out = io::stdout().lock();
-            for line in &lines {
-                let _ = writeln!(out, "{}", Outcome::read(line).1);
-            }
+    // Each line printed as it comes: `tail -f` never ends by itself.
+    let follow = matches!(command.verb, Verb::Tail { follow: true, .. });
+    let mut out = io::stdout().lock();
+    let mut worst = Worst::new(matches!(command.verb, Verb::Tail { .. }));
+    let each = |line: String| {
+        worst.see(&line);
+        let _ = writeln!(out, "{}", Outcome::read(&line).1);
+        if follow {
             let _ = out.flush();
-            exit_status(&lines)
+        }
+    };
+    match exchange(&control, &command.line(signal_word), limit, follow, each) {
+        Ok(()) => {
+            let _ = io::stdout().flush();
+            worst.status()
         }
         Err(Failure::NoInit(e)) => {
             say(&format!(
@@ -132,9 +139,13 @@ fn read_args(args: &[OsString]) -> Result<(PathBuf, Option<&str>, Vec<&str>), St
             timeout = Some(t.ok_or("option '--timeout' needs a value")?);
         } else if let Some(t) = arg.strip_prefix("--timeout=") {
             timeout = Some(t);
+        } else if arg.starts_with('-') && words.first() == Some(&"tail") {
+            // tail's own -f and -n, read with its names.
+            words.push(arg);
         } else if arg.starts_with('-') {
             return Err(format!(
-                "unknown option '{arg}': a verb takes only --control (and wait --timeout)"
+                "unknown option '{arg}': a verb takes only --control (and wait --timeout, \
+                 tail -f and -n)"
             ));
         } else {
             words.push(arg);
@@ -184,6 +195,21 @@ fn ask(
     line: &str,
     limit: Option<Duration>,
 ) -> Result<Vec<String>, Failure> {
+    let mut lines = Vec::new();
+    exchange(control, line, limit, false, |l| lines.push(l))?;
+    Ok(lines)
+}
+
+/// Sends the request line; each line of the answer to `each` as it
+/// comes. `limit`: as for [`ask`]; `forever`: no limit at all (`tail -f`,
+/// which ends when init or the user does).
+fn exchange(
+    control: &std::path::Path,
+    line: &str,
+    limit: Option<Duration>,
+    forever: bool,
+    mut each: impl FnMut(String),
+) -> Result<(), Failure> {
     let stream = match UnixStream::connect(control) {
         Ok(stream) => stream,
         Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(Failure::Denied),
@@ -208,7 +234,8 @@ fn ask(
     }
     // `cocalc-init VERSION grace SECS`, or a refusal (`ERROR …`).
     if !greeting.starts_with("cocalc-init ") {
-        return Ok(vec![greeting.trim_end().to_string()]);
+        each(greeting.trim_end().to_string());
+        return Ok(());
     }
     let grace = greeting
         .split_whitespace()
@@ -217,17 +244,15 @@ fn ask(
         .and_then(|g| Duration::try_from_secs_f64(g).ok())
         .unwrap_or(Duration::ZERO);
     let patience = limit.unwrap_or(grace.saturating_add(ANSWER_MARGIN));
-    // A zero timeout would mean "block for ever".
-    stream
-        .set_read_timeout(Some(patience.max(Duration::from_millis(1))))
-        .map_err(Failure::Broken)?;
+    // A zero timeout would mean "block for ever", which only `forever` is.
+    let timeout = (!forever).then(|| patience.max(Duration::from_millis(1)));
+    stream.set_read_timeout(timeout).map_err(Failure::Broken)?;
     (&stream)
         .write_all(format!("{line}\n").as_bytes())
         .map_err(Failure::Broken)?;
-    let mut lines = Vec::new();
     for l in reader.lines() {
         match l {
-            Ok(l) => lines.push(l),
+            Ok(l) => each(l),
             Err(e)
                 if limit.is_some()
                     && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
@@ -237,26 +262,49 @@ fn ask(
             Err(e) => return Err(Failure::Broken(e)),
         }
     }
-    Ok(lines)
+    Ok(())
 }
 
 /// The exit status an answer means, from the outcome init sent with each
 /// line: an error wins, then "not up"; a line without one is a refusal
-/// sent before any request was read (`ERROR too many clients`).
-pub fn exit_status(lines: &[String]) -> u8 {
-    let mut worst = match lines.is_empty() {
-        true => Some(Outcome::Error),
-        false => None,
-    };
-    for line in lines {
+/// sent before any request was read (`ERROR too many clients`). An empty
+/// answer is an error, but for `tail` (a program that printed nothing).
+struct Worst {
+    worst: Option<Outcome>,
+    empty_is_done: bool,
+}
+
+impl Worst {
+    fn new(empty_is_done: bool) -> Worst {
+        Worst {
+            worst: None,
+            empty_is_done,
+        }
+    }
+
+    fn see(&mut self, line: &str) {
         let outcome = Outcome::read(line).0.unwrap_or(Outcome::Error);
-        worst = worst.max(Some(outcome));
+        self.worst = self.worst.max(Some(outcome));
     }
-    match worst {
-        Some(Outcome::Error) | None => ERROR,
-        Some(Outcome::NotUp) => NOT_UP,
-        Some(Outcome::Done) => DONE,
+
+    fn status(&self) -> u8 {
+        match self.worst {
+            None if self.empty_is_done => DONE,
+            Some(Outcome::Error) | None => ERROR,
+            Some(Outcome::NotUp) => NOT_UP,
+            Some(Outcome::Done) => DONE,
+        }
     }
+}
+
+/// [`Worst`] of a whole answer.
+#[cfg(test)]
+fn exit_status(lines: &[String]) -> u8 {
+    let mut worst = Worst::new(false);
+    for line in lines {
+        worst.see(line);
+    }
+    worst.status()
 }
 
 fn say(message: &str) {

@@ -11,7 +11,12 @@
 //! non-blocking; a client that has not sent its line within
 //! [`READ_TIMEOUT`] is closed, as is one whose reply it does not take within
 //! [`WRITE_TIMEOUT`]; at most [`MAX_CLIENTS`] are served at once (a client
-//! waiting on a stop holds one of them). Who may talk: the socket is made
+//! waiting on a stop holds one of them). A `tail -f` client becomes a
+//! follower: it stays, is sent lines as they come, and holds none of those
+//! slots but one of [`MAX_FOLLOWERS`] of its own, so that `status` probes
+//! get through however many follow; what a follower does not take in time
+//! is dropped past [`FOLLOW_BUFFER`] bytes and said with a marker line, so
+//! that a slow or stuck one never holds up the loop. Who may talk: the socket is made
 //! `0600` in a folder that must be init's own; behind that, the peer's
 //! credentials (SO_PEERCRED) must be init's own uid or root.
 
@@ -28,6 +33,10 @@ use nix::unistd::{Uid, geteuid};
 
 use crate::logging;
 use crate::messages;
+use crate::verbs::Outcome;
+
+/// Room kept in a follower's buffer for the marker of dropped lines.
+const MARKER_ROOM: usize = 64;
 
 /// The longest request line.
 pub const MAX_REQUEST: usize = 4096;
@@ -37,6 +46,10 @@ pub const MAX_CLIENTS: usize = 16;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a client may take to read its reply.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Followers (`tail -f`) at once, beside the clients.
+pub const MAX_FOLLOWERS: usize = 16;
+/// What a follower may have waiting for it, beyond its socket's buffer.
+pub const FOLLOW_BUFFER: usize = 64 * 1024;
 /// Connections taken in one turn of the loop, so that a flood of them
 /// cannot starve the rest.
 const ACCEPTS_PER_TURN: usize = 64;
@@ -68,6 +81,8 @@ enum Phase {
     Busy,
     /// Sending the reply.
     Writing,
+    /// `tail -f`: sent lines as they come, until it hangs up.
+    Following,
 }
 
 struct Client {
@@ -79,6 +94,8 @@ struct Client {
     output: Vec<u8>,
     /// When it is closed if still Reading or Writing.
     deadline: Instant,
+    /// Following: lines not sent since its buffer was last full.
+    dropped: u64,
 }
 
 pub struct Control {
@@ -174,6 +191,11 @@ impl Control {
                 }
                 Phase::Reading => PollFlags::POLLIN,
                 Phase::Writing => PollFlags::POLLOUT,
+                // Its hang-up, and room for what waits.
+                Phase::Following if !client.output.is_empty() => {
+                    PollFlags::POLLIN | PollFlags::POLLOUT
+                }
+                Phase::Following => PollFlags::POLLIN,
                 // Only a hang-up, which poll reports anyway.
                 Phase::Busy => PollFlags::empty(),
             };
@@ -237,12 +259,13 @@ impl Control {
                 input: Vec::new(),
                 output: Vec::new(),
                 deadline: now + WRITE_TIMEOUT,
+                dropped: 0,
             };
             self.next_id += 1;
             if peer.uid != geteuid().as_raw() && !Uid::from_raw(peer.uid).is_root() {
                 logging::warn(messages::control_refused(peer.uid, peer.pid));
                 client.finish("ERROR permission denied\n".into());
-            } else if self.clients.len() >= MAX_CLIENTS {
+            } else if self.clients.iter().filter(|c| !c.is_follower()).count() >= MAX_CLIENTS {
                 client.finish("ERROR too many clients\n".into());
             } else {
                 client.phase = Phase::Reading;
@@ -266,11 +289,62 @@ impl Control {
         self.clients.retain(|c| !c.is_finished());
     }
 
+    /// The answer to `tail -f`: `text` now, then lines as
+    /// [`Control::follow_lines`] brings them, until the client hangs up.
+    /// False, and nothing done, when [`MAX_FOLLOWERS`] follow already.
+    pub fn follow(&mut self, client: u64, text: String) -> bool {
+        if self.followers() >= MAX_FOLLOWERS {
+            return false;
+        }
+        if let Some(c) = self.clients.iter_mut().find(|c| c.id == client) {
+            c.phase = Phase::Following;
+            c.output = text.into_bytes();
+            c.flush();
+        }
+        self.clients.retain(|c| !c.is_finished());
+        true
+    }
+
+    /// Clients following now.
+    pub fn followers(&self) -> usize {
+        self.clients.iter().filter(|c| c.is_follower()).count()
+    }
+
+    /// New lines for a follower, each with its newline, sent in one go.
+    /// `gone`: lines it missed before these (the program's history had
+    /// let them go). What does not fit its buffer is dropped and counted,
+    /// and a marker line says how many before the next line that fits.
+    pub fn follow_lines(&mut self, client: u64, gone: u64, lines: &[String]) {
+        let Some(c) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.id == client && c.is_follower())
+        else {
+            return;
+        };
+        c.dropped += gone;
+        for line in lines {
+            if c.output.len() + line.len() + MARKER_ROOM > FOLLOW_BUFFER {
+                c.dropped += 1;
+                continue;
+            }
+            if c.dropped > 0 {
+                let marker = Outcome::Done.tag(&messages::lines_dropped(c.dropped));
+                c.output.extend_from_slice(marker.as_bytes());
+                c.output.push(b'\n');
+                c.dropped = 0;
+            }
+            c.output.extend_from_slice(line.as_bytes());
+        }
+        c.flush();
+        self.clients.retain(|c| !c.is_finished());
+    }
+
     /// The earliest time a client must be closed by.
     pub fn deadline(&self) -> Option<Instant> {
         self.clients
             .iter()
-            .filter(|c| c.phase != Phase::Busy)
+            .filter(|c| c.phase != Phase::Busy && !c.is_follower())
             .map(|c| c.deadline)
             .chain(self.paused_until)
             .min()
@@ -279,7 +353,7 @@ impl Control {
     /// Closes the clients whose time is up; ends a pause of the listener.
     pub fn on_timers(&mut self, now: Instant) {
         self.clients
-            .retain(|c| c.phase == Phase::Busy || c.deadline > now);
+            .retain(|c| c.phase == Phase::Busy || c.is_follower() || c.deadline > now);
         if self.paused_until.is_some_and(|t| t <= now) {
             self.paused_until = None;
         }
@@ -318,6 +392,10 @@ impl Client {
                 }
             }
             Phase::Writing => self.flush(),
+            Phase::Following => {
+                self.flush();
+                self.read_to_hang_up();
+            }
             // A hang-up while the supervisor works: nobody to answer.
             Phase::Busy => self.close(),
         }
@@ -350,6 +428,25 @@ impl Client {
                 Err(_) => return self.close(),
             }
         }
+    }
+
+    /// A follower has nothing to say: what it sends is dropped, and its
+    /// end (or an error) closes it.
+    fn read_to_hang_up(&mut self) {
+        let mut buf = [0u8; 256];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return self.close(),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return self.close(),
+            }
+        }
+    }
+
+    fn is_follower(&self) -> bool {
+        self.phase == Phase::Following
     }
 
     /// Sends `text` and closes once it is written.

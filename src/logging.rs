@@ -95,6 +95,12 @@ pub fn output(name: &str, stream: Stream, line: &[u8]) {
     );
 }
 
+/// The same, stamped `at` (the stamp the program's history keeps with it).
+pub fn output_at(at: stamp::Stamp, name: &str, stream: Stream, line: &[u8]) {
+    UNFLUSHED.store(true, Relaxed);
+    log::info!("{at} INFO {name} {}: {}", stream.word(), Lossy(line));
+}
+
 /// A line has gone to the sink since the last [`flush`].
 static UNFLUSHED: AtomicBool = AtomicBool::new(false);
 

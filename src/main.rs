@@ -19,6 +19,7 @@ mod destination;
 mod expand;
 mod folders;
 mod glibc;
+mod history;
 mod logfile;
 mod logging;
 mod messages;

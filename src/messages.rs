@@ -71,6 +71,27 @@ pub fn log_shared(path: &Path, holder: Option<u32>) -> impl Display {
     })
 }
 
+/// `tail main`: there is nothing to show.
+pub fn tail_main() -> String {
+    format!(
+        "{MAIN_NAME}: ERROR (its output is not captured: the main command keeps init's \
+         standard output and error, the terminal)"
+    )
+}
+
+/// `tail -f` when as many follow as may.
+pub fn too_many_followers() -> String {
+    format!(
+        "ERROR too many followers ({} at most): this answer is not followed",
+        crate::control::MAX_FOLLOWERS
+    )
+}
+
+/// A follower of `tail -f` missed lines: its marker.
+pub fn lines_dropped(count: u64) -> String {
+    format!("… {count} lines dropped …")
+}
+
 pub fn success(name: &str, startsecs: Seconds) -> impl Display {
     text(move |f| {
         write!(

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 
+use crate::history::History;
 use crate::logging;
 use crate::messages;
 use crate::outlet::{OutletId, Outlets};
@@ -207,35 +208,52 @@ impl Pipe {
 
     /// One read (the loop's turn), its complete lines sent on; at the end
     /// of the pipe, the partial last line too.
-    pub fn read(&mut self, buf: &mut [u8], outlets: &mut Outlets) -> PipeRead {
-        self.read_some(buf, 1, outlets)
+    /// `history`: the program's, which keeps the lines that go to the log.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        outlets: &mut Outlets,
+        history: Option<&mut History>,
+    ) -> PipeRead {
+        self.read_some(buf, 1, outlets, history)
     }
 
     /// The program has exited: what it wrote so far is sent on now, the
     /// partial last line included, so that it stands above the exit line.
-    pub fn drain(&mut self, buf: &mut [u8], outlets: &mut Outlets) -> PipeRead {
-        let state = self.read_some(buf, DRAIN_READS, outlets);
-        self.finish(outlets);
+    pub fn drain(
+        &mut self,
+        buf: &mut [u8],
+        outlets: &mut Outlets,
+        mut history: Option<&mut History>,
+    ) -> PipeRead {
+        let state = self.read_some(buf, DRAIN_READS, outlets, history.as_deref_mut());
+        self.finish(outlets, history);
         state
     }
 
-    fn read_some(&mut self, buf: &mut [u8], reads: usize, outlets: &mut Outlets) -> PipeRead {
+    fn read_some(
+        &mut self,
+        buf: &mut [u8],
+        reads: usize,
+        outlets: &mut Outlets,
+        mut history: Option<&mut History>,
+    ) -> PipeRead {
         for _ in 0..reads {
             match (&self.file).read(buf) {
                 Ok(0) => {
-                    self.finish(outlets);
+                    self.finish(outlets, history);
                     return PipeRead::Closed;
                 }
                 Ok(n) => {
                     let chunk = buf.get(..n).unwrap_or(&[]);
-                    self.send(outlets, chunk, false);
+                    self.send(outlets, history.as_deref_mut(), chunk, false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return PipeRead::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // The pipe is dropped after this, so this is said once.
                     logging::error(messages::read_failed(&self.name, self.stream, &e));
-                    self.finish(outlets);
+                    self.finish(outlets, history);
                     return PipeRead::Closed;
                 }
             }
@@ -243,17 +261,31 @@ impl Pipe {
         PipeRead::Open
     }
 
-    fn finish(&mut self, outlets: &mut Outlets) {
-        self.send(outlets, &[], true);
+    fn finish(&mut self, outlets: &mut Outlets, history: Option<&mut History>) {
+        self.send(outlets, history, &[], true);
     }
 
     /// A chunk read (or, at `end`, the partial last line) to where this
     /// pipe's lines go.
-    fn send(&mut self, outlets: &mut Outlets, chunk: &[u8], end: bool) {
+    fn send(
+        &mut self,
+        outlets: &mut Outlets,
+        mut history: Option<&mut History>,
+        chunk: &[u8],
+        end: bool,
+    ) {
         let (name, stream) = (self.name.as_str(), self.stream);
         match self.dest {
             Dest::Log => {
-                let mut log = |line: &[u8]| logging::output(name, stream, line);
+                // One stamp for the log and the history: `tail` shows the
+                // line as the log has it.
+                let mut log = |line: &[u8]| {
+                    let at = crate::stamp::now();
+                    logging::output_at(at, name, stream, line);
+                    if let Some(history) = history.as_deref_mut() {
+                        history.push(at.as_str(), stream, line);
+                    }
+                };
                 if end {
                     self.lines.finish(&mut log);
                 } else {

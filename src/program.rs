@@ -142,6 +142,8 @@ pub struct Program {
     pub waiting_for: Vec<String>,
     /// `ready=tcp|exists`: when the next probe is due, while starting.
     pub probe_at: Option<Instant>,
+    /// Its recent output, for `tail`.
+    pub history: crate::history::History,
     /// The last `STATUS=` it sent to the notify socket.
     pub status_text: Option<String>,
     /// A stop (of a shutdown, `stop all`, `restart all`) that waits for
@@ -222,6 +224,7 @@ impl Program {
             env: None,
             waiting_for: Vec::new(),
             probe_at: None,
+            history: crate::history::History::default(),
             status_text: None,
             deferred_stop: None,
             state,

@@ -44,9 +44,11 @@ mod decide;
 mod readiness;
 mod requests;
 mod shutdown;
+mod tail;
 
 use requests::Waiter;
 use shutdown::{Kill, Stop, Target};
+use tail::Follower;
 
 /// How long raw output still held for init's stdout or stderr may wait
 /// for room at the end.
@@ -176,6 +178,8 @@ pub struct Supervisor {
     control: Option<Control>,
     /// Replies that wait for programs to stop or start.
     waiters: Vec<Waiter>,
+    /// `tail -f` clients.
+    followers: Vec<Follower>,
     /// `-i` scripts that did not exist at start: (name, path, settings),
     /// for `status`, and for `start` once the script is there.
     skipped: Vec<(ProgramName, PathBuf, Settings)>,
@@ -445,6 +449,7 @@ impl Supervisor {
             probes: Vec::new(),
             control,
             waiters: Vec::new(),
+            followers: Vec::new(),
             skipped,
             received: Vec::new(),
             outlets: Outlets::default(),
@@ -483,7 +488,8 @@ impl Supervisor {
         }
         // Every process is gone, so every pipe is at its end: log the rest.
         for pipe in &mut self.pipes {
-            pipe.drain(&mut self.buf, &mut self.outlets);
+            let history = self.programs.history_mut(pipe.program);
+            pipe.drain(&mut self.buf, &mut self.outlets, history);
         }
         // A reader a moment late still gets the last raw output.
         self.outlets
@@ -506,7 +512,9 @@ impl Supervisor {
     /// 3. control requests, notify datagrams, probe results, outlets with
     ///    room;
     /// 4. the reaping SIGCHLD asked for, after the pipes, so that a
-    ///    program's last lines stand above its exit line;
+    ///    program's last lines stand above its exit line; then `tail -f`
+    ///    followers get the lines of the turn, a dying program's last
+    ///    ones included;
     /// 5. timers (restarts due, startsecs passed, SIGKILLs, the grace),
     ///    which see every exit of this turn;
     /// 6. waiting replies, last, which see every state change of the turn.
@@ -521,7 +529,10 @@ impl Supervisor {
         }
         // Removed at their end.
         self.pipes.retain_mut(|pipe| {
-            !pipe.take_ready() || pipe.read(&mut self.buf, &mut self.outlets) == PipeRead::Open
+            !pipe.take_ready() || {
+                let history = self.programs.history_mut(pipe.program);
+                pipe.read(&mut self.buf, &mut self.outlets, history) == PipeRead::Open
+            }
         });
         if self.control.is_some() {
             self.on_control(clock.now());
@@ -533,6 +544,9 @@ impl Supervisor {
         self.on_outlets();
         if reap {
             self.reap(&clock);
+        }
+        if !self.followers.is_empty() {
+            self.feed_followers();
         }
         // At most one clock read a turn: what came due while this turn's
         // events were handled is handled at the next, which the timeout
@@ -970,7 +984,8 @@ impl Supervisor {
             if self.buf.len() < READ_CHUNK {
                 self.buf.resize(READ_CHUNK, 0);
             }
-            pipe.drain(&mut self.buf, &mut self.outlets);
+            let history = self.programs.history_mut(index);
+            pipe.drain(&mut self.buf, &mut self.outlets, history);
         }
         let stop_signal = match &self.phase {
             Phase::ShuttingDown { stop, .. } | Phase::Killing { stop, .. } => stop.signal,

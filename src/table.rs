@@ -104,6 +104,11 @@ impl Table {
         (0..self.programs.len()).map(ProgramId)
     }
 
+    /// A program's output history: changing it changes no timer.
+    pub fn history_mut(&mut self, id: ProgramId) -> Option<&mut crate::history::History> {
+        self.programs.get_mut(id.0).map(|p| &mut p.history)
+    }
+
     /// The id of the program named `name`.
     pub fn by_name(&self, name: &str) -> Option<ProgramId> {
         self.programs

@@ -1,5 +1,5 @@
 //! The control verbs, `status`, `start`, `stop`, `restart`, `signal`,
-//! `wait`: one
+//! `wait`, `tail`: one
 //! request line's words → a [`Command`]. Pure, and shared by the client
 //! (which checks a command line before sending it) and the supervisor
 //! (which checks every line it receives).
@@ -7,7 +7,12 @@
 use crate::config::{ALL_NAME as ALL, MAIN_NAME};
 use crate::signame;
 
-pub const VERBS: [&str; 6] = ["status", "start", "stop", "restart", "signal", "wait"];
+pub const VERBS: [&str; 7] = [
+    "status", "start", "stop", "restart", "signal", "wait", "tail",
+];
+
+/// How many lines `tail` shows unless `-n` says, as tail(1).
+pub const TAIL_LINES: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -18,6 +23,11 @@ pub enum Verb {
     Signal(i32),
     /// Answered once every named program is up.
     Wait,
+    /// The last `lines` lines of output; with `follow`, then each new one.
+    Tail {
+        follow: bool,
+        lines: usize,
+    },
 }
 
 impl Verb {
@@ -29,6 +39,7 @@ impl Verb {
             Verb::Restart => "restart",
             Verb::Signal(_) => "signal",
             Verb::Wait => "wait",
+            Verb::Tail { .. } => "tail",
         }
     }
 }
@@ -86,6 +97,10 @@ impl Command {
     pub fn line(&self, signal_word: Option<&str>) -> String {
         let mut words = vec![self.verb.word().to_string()];
         words.extend(signal_word.map(str::to_string));
+        if let Verb::Tail { follow, lines } = self.verb {
+            words.extend(follow.then(|| "-f".to_string()));
+            words.extend(["-n".to_string(), lines.to_string()]);
+        }
         words.extend(self.names.iter().cloned());
         words.join(" ")
     }
@@ -100,6 +115,7 @@ pub fn parse(words: &[&str]) -> Result<Command, String> {
         Some((&"stop", rest)) => (Verb::Stop, rest),
         Some((&"restart", rest)) => (Verb::Restart, rest),
         Some((&"wait", rest)) => (Verb::Wait, rest),
+        Some((&"tail", rest)) => tail_options(rest)?,
         Some((&"signal", rest)) => {
             let Some((sig, rest)) = rest.split_first() else {
                 return Err("signal: give a SIGNAL and NAME...|all".into());
@@ -111,7 +127,7 @@ pub fn parse(words: &[&str]) -> Result<Command, String> {
         }
         Some((other, _)) => {
             return Err(format!(
-                "unknown verb '{other}': status, start, stop, restart, signal or wait"
+                "unknown verb '{other}': status, start, stop, restart, signal, wait or tail"
             ));
         }
         None => return Err("empty request".into()),
@@ -137,6 +153,39 @@ pub fn parse(words: &[&str]) -> Result<Command, String> {
     })
 }
 
+/// `tail`'s options before its names: `-f` (`--follow`), `-n LINES`
+/// (`--lines`, `-nLINES`).
+fn tail_options<'a, 'w>(mut rest: &'a [&'w str]) -> Result<(Verb, &'a [&'w str]), String> {
+    let (mut follow, mut lines) = (false, TAIL_LINES);
+    while let Some((&word, after)) = rest.split_first() {
+        let count = match word {
+            "-f" | "--follow" => {
+                follow = true;
+                rest = after;
+                continue;
+            }
+            "-n" | "--lines" => {
+                let Some((&count, after)) = after.split_first() else {
+                    return Err("tail: -n needs a number of lines".into());
+                };
+                rest = after;
+                count
+            }
+            _ => match word.strip_prefix("-n") {
+                Some(count) if word != "-n" => {
+                    rest = after;
+                    count
+                }
+                _ => break,
+            },
+        };
+        lines = count
+            .parse()
+            .map_err(|_| format!("tail: '{count}' is not a number of lines"))?;
+    }
+    Ok((Verb::Tail { follow, lines }, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +201,37 @@ mod tests {
         );
         assert_eq!(parse(&["signal", "USR1", "main"]).unwrap().names, ["main"]);
         assert_eq!(parse(&["stop", "a"]).unwrap().line(None), "stop a");
+    }
+
+    #[test]
+    fn tail_takes_follow_and_a_line_count_before_its_names() {
+        let tail = |words: &[&str]| parse(words).map(|c| (c.verb, c.names));
+        let t = |follow, lines| Verb::Tail { follow, lines };
+        assert_eq!(
+            tail(&["tail", "web"]),
+            Ok((t(false, 10), vec!["web".into()]))
+        );
+        assert_eq!(
+            tail(&["tail", "-f", "-n", "3", "a", "b"]).unwrap().0,
+            t(true, 3)
+        );
+        assert_eq!(
+            tail(&["tail", "-n5", "--follow", "all"]).unwrap().0,
+            t(true, 5)
+        );
+        assert_eq!(tail(&["tail", "--lines", "0", "a"]).unwrap().0, t(false, 0));
+        let c = parse(&["tail", "-f", "web"]).unwrap();
+        assert_eq!(c.line(None), "tail -f -n 10 web");
+        assert_eq!(parse(&c.line(None).split(' ').collect::<Vec<_>>()), Ok(c));
+        for (words, needle) in [
+            (&["tail", "-n", "x", "a"][..], "'x' is not a number"),
+            (&["tail", "-n"][..], "needs a number"),
+            (&["tail", "-f"][..], "give NAME"),
+            (&["tail", "-x", "a"][..], "'-x' is not a program name"),
+        ] {
+            let e = parse(words).unwrap_err();
+            assert!(e.contains(needle), "{words:?}: {e}");
+        }
     }
 
     #[test]

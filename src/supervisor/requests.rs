@@ -55,20 +55,30 @@ enum Item {
 }
 
 /// A name a request gave that is no program of the table.
-enum Miss {
+pub(super) enum Miss {
     /// An init script skipped at start for not existing: where it is.
     Skipped(String, std::path::PathBuf),
     Unknown(String),
 }
 
 impl Miss {
-    /// Its line of the answer: `NAME: ERROR (…)`.
-    fn item(&self) -> Item {
-        let line = match self {
+    fn line(&self) -> String {
+        match self {
             Miss::Skipped(name, path) => format!("{name}: ERROR ({})", messages::skipped(path)),
             Miss::Unknown(name) => format!("{name}: ERROR (no such program)"),
-        };
-        Item::Line(Outcome::Error, line)
+        }
+    }
+
+    /// Its line of the answer: `NAME: ERROR (…)`.
+    fn item(&self) -> Item {
+        Item::Line(Outcome::Error, self.line())
+    }
+
+    /// The same, as sent, with its newline.
+    pub(super) fn tagged(&self) -> String {
+        let mut line = Outcome::Error.tag(&self.line());
+        line.push('\n');
+        line
     }
 }
 
@@ -128,7 +138,7 @@ impl Supervisor {
             }
         };
         let note = messages::control_request(&request.line, request.peer.pid, request.peer.uid);
-        if command.verb == Verb::Status {
+        if matches!(command.verb, Verb::Status | Verb::Tail { .. }) {
             // A probe every few seconds must not flood the log.
             logging::debug(&note);
         } else {
@@ -138,6 +148,9 @@ impl Supervisor {
             Verb::Status => {
                 let text = self.status_text(&command.names, now);
                 return self.reply(request.client, text, now);
+            }
+            Verb::Tail { follow, lines } => {
+                return self.tail_request(request.client, &command.names, follow, lines, now);
             }
             Verb::Signal(sig) => self.signal_request(&command.names, sig),
             Verb::Wait => self.wait_request(&command.names),
@@ -156,7 +169,7 @@ impl Supervisor {
 
     /// The program indices `names` mean (`all`: every one), and a line for
     /// each name that is no program.
-    fn targets(&self, names: &[String]) -> (Vec<ProgramId>, Vec<Miss>) {
+    pub(super) fn targets(&self, names: &[String]) -> (Vec<ProgramId>, Vec<Miss>) {
         if names.iter().any(|n| n == ALL_NAME) {
             return (self.programs.ids().collect(), Vec::new());
         }
@@ -485,7 +498,7 @@ impl Supervisor {
             })
     }
 
-    fn reply(&mut self, client: u64, text: String, now: Instant) {
+    pub(super) fn reply(&mut self, client: u64, text: String, now: Instant) {
         // What the action logged is in the log file before the answer
         // arrives: `restart x && grep x LOG` finds it.
         logging::flush();

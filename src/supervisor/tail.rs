@@ -1,0 +1,172 @@
+//! `cocalc-init tail [-f] [-n LINES] NAME...|all`: a program's recent
+//! output from its history in init's memory, and with `-f` each new line
+//! as it is logged. Several programs (or `all`) are interleaved by time,
+//! each line with its program's name.
+
+use std::time::Instant;
+
+use super::Supervisor;
+use crate::config::ALL_NAME;
+use crate::history::Line;
+use crate::logging::Lossy;
+use crate::messages;
+use crate::table::ProgramId;
+use crate::values::Role;
+use crate::verbs::Outcome;
+
+/// A `tail -f` client: the programs it follows, and for each the number
+/// of the next line it is to get.
+pub struct Follower {
+    client: u64,
+    /// `all`: programs that come later (a script started after it was
+    /// written) are followed too.
+    every: bool,
+    /// Lines carry the program's name.
+    named: bool,
+    next: Vec<(ProgramId, u64)>,
+    /// How many of the table's programs `every` has looked at.
+    looked_at: usize,
+}
+
+/// A line as `tail` shows it: the log's stamp, the program's name where
+/// several are shown, the stream, the text; tagged, with its newline.
+fn shown(line: &Line, name: Option<&str>) -> String {
+    let stamp = String::from_utf8_lossy(&line.stamp);
+    let text = Lossy(&line.text);
+    let stream = line.stream.word();
+    let body = match name {
+        Some(name) => format!("{stamp} {name} {stream}: {text}"),
+        None => format!("{stamp} {stream}: {text}"),
+    };
+    let mut tagged = Outcome::Done.tag(&body);
+    tagged.push('\n');
+    tagged
+}
+
+impl Supervisor {
+    /// Answers a tail request: the last `count` lines of the named
+    /// programs together; with `follow`, the client then stays a follower.
+    pub(super) fn tail_request(
+        &mut self,
+        client: u64,
+        names: &[String],
+        follow: bool,
+        count: usize,
+        now: Instant,
+    ) {
+        let every = names.iter().any(|n| n == ALL_NAME);
+        let (targets, missed) = self.targets(names);
+        let mut out = String::new();
+        for miss in &missed {
+            out.push_str(&miss.tagged());
+        }
+        let mut shown_ids = Vec::new();
+        for id in targets {
+            let Some(program) = self.programs.get(id) else {
+                continue;
+            };
+            match program.role {
+                Role::Program => shown_ids.push(id),
+                // `all` means every program whose output there is.
+                Role::Main if every => {}
+                Role::Main => {
+                    let line = messages::tail_main();
+                    out.push_str(&Outcome::Error.tag(&line));
+                    out.push('\n');
+                }
+            }
+        }
+        let named = every || shown_ids.len() > 1;
+        // Interleaved by stamp (the log's, which sorts as text), then the
+        // last `count` of them all.
+        let mut lines: Vec<(Line, usize, &str)> = Vec::new();
+        for (order, &id) in shown_ids.iter().enumerate() {
+            if let Some(program) = self.programs.get(id) {
+                let name = program.name.as_str();
+                lines.extend(
+                    program
+                        .history
+                        .last(count)
+                        .into_iter()
+                        .map(|l| (l, order, name)),
+                );
+            }
+        }
+        lines.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
+        let skip = lines.len().saturating_sub(count);
+        for (line, _, name) in lines.iter().skip(skip) {
+            out.push_str(&shown(line, named.then_some(*name)));
+        }
+        let next: Vec<(ProgramId, u64)> = shown_ids
+            .iter()
+            .filter_map(|&id| Some((id, self.programs.get(id)?.history.pushed())))
+            .collect();
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        if !follow {
+            return self.reply(client, out, now);
+        }
+        if control.follow(client, out.clone()) {
+            self.followers.push(Follower {
+                client,
+                every,
+                named,
+                next,
+                looked_at: self.programs.len(),
+            });
+        } else {
+            out.push_str(&Outcome::Error.tag(&messages::too_many_followers()));
+            out.push('\n');
+            self.reply(client, out, now);
+        }
+    }
+
+    /// Sends each follower the lines logged since it was last sent any;
+    /// drops the followers that have gone.
+    pub(super) fn feed_followers(&mut self) {
+        let Some(control) = self.control.as_mut() else {
+            self.followers.clear();
+            return;
+        };
+        self.followers.retain(|f| control.has(f.client));
+        for follower in &mut self.followers {
+            if follower.every {
+                for id in self.programs.ids().skip(follower.looked_at) {
+                    if self
+                        .programs
+                        .get(id)
+                        .is_some_and(|p| p.role == Role::Program)
+                    {
+                        follower.next.push((id, 0));
+                    }
+                }
+                follower.looked_at = self.programs.len();
+            }
+            let mut gone = 0;
+            let mut fresh: Vec<(Line, usize, &str)> = Vec::new();
+            for (order, (id, next)) in follower.next.iter_mut().enumerate() {
+                let Some(program) = self.programs.get(*id) else {
+                    continue;
+                };
+                if program.history.pushed() == *next {
+                    continue;
+                }
+                let (missed, lines) = program.history.since(*next);
+                gone += missed;
+                let name = program.name.as_str();
+                fresh.extend(lines.into_iter().map(|l| (l, order, name)));
+                *next = program.history.pushed();
+            }
+            if fresh.is_empty() && gone == 0 {
+                continue;
+            }
+            fresh.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
+            let texts: Vec<String> = fresh
+                .iter()
+                .map(|(line, _, name)| shown(line, follower.named.then_some(*name)))
+                .collect();
+            control.follow_lines(follower.client, gone, &texts);
+        }
+    }
+}
