@@ -137,12 +137,20 @@ def idle():
         BIN, "-q", "-l", os.path.join(TMP, "idle4.log"), "--control", os.path.join(TMP, "idle4.sock"),
         "-p", f"web=python3 -m http.server {port} --bind 127.0.0.1", "-o", f"web.ready=tcp:{port}",
         "-p", "hub=sleep 1000", "-o", "hub.after=web", "-p", "p2=sleep 1000", "--", "sleep", "1000"]
+    # A `tail -f` of a silent program: following costs no wake-up.
+    follow_sock = os.path.join(TMP, "idle5.sock")
+    setups["cocalc-init, 3 programs, tail -f of one"] = NS + [
+        BIN, "-q", "-l", os.path.join(TMP, "idle5.log"), "--control", follow_sock] + \
+        sum((["-p", f"{n}={c}"] for n, c in progs), []) + ["--", "sleep", "1000"]
     conf = supervisord_conf([("main", "sleep 1000")] + progs, os.path.join(TMP, "sd-idle.log"))
     setups["supervisord, 4 programs"] = NS + ["supervisord", "-c", conf]
     procs = {name: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for name, cmd in setups.items()}
     time.sleep(1.5)
     pids = {name: child_of(p.pid) for name, p in procs.items()}
+    follower = subprocess.Popen([BIN, "tail", "-f", "p0", "--control", follow_sock],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
 
     def switches(pid):
         s = status(pid)
@@ -160,6 +168,8 @@ def idle():
         os.kill(pid, signal.SIGKILL)
     for p in procs.values():
         p.wait()
+    follower.kill()
+    follower.wait()
     section(f"idle: wake-ups over {secs} s, memory", ["init", "wake-ups", "VmRSS", "Pss"], rows)
 
 
@@ -383,13 +393,22 @@ def capture():
         os.unlink(log)
     program = f"sh -c '{flood}; touch {done}; sleep 1000'"
 
+    follow_sock = os.path.join(TMP, "flood.sock")
+
     def run_once(cmd, settle):
-        """Init's own CPU and the wall time until the flood is through."""
+        """Init's own CPU and the wall time until the flood is through; with
+        the control socket in `cmd`, a `tail -f` follower reads along."""
         if os.path.exists(done):
             os.unlink(done)
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pid = child_of(p.pid)
+        follower = None
+        if follow_sock in cmd:
+            while not os.path.exists(follow_sock):
+                time.sleep(0.001)
+            follower = subprocess.Popen([BIN, "tail", "-f", "flood", "--control", follow_sock],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not os.path.exists(done):
             time.sleep(0.01)
         time.sleep(settle)  # let the last bytes be written
@@ -397,6 +416,9 @@ def capture():
         cpu = cpu_seconds(pid)
         os.kill(pid, signal.SIGKILL)
         p.wait()
+        if follower:
+            follower.kill()
+            follower.wait()
         return cpu, wall
 
     def measure(who, cmd, settle):
@@ -413,6 +435,8 @@ def capture():
                                                  "-p", f"flood={program}",
                                                  "-o", f"flood.stdout_logfile={raw}",
                                                  "-o", "flood.stdout_logfile_maxbytes=0"],
+        "cocalc-init, a tail -f follower": NS + [BIN, "-q", "-l", log, "--log-max-bytes", "0",
+                                                "--control", follow_sock, "-p", f"flood={program}"],
     }
     runs = {who: [] for who in setups}
     for _ in range(3 if QUICK else 5):
@@ -425,8 +449,9 @@ def capture():
         cpu = median([c for c, _ in results_of])
         wall = median([w for _, w in results_of])
         rows.append([who, f"{cpu / size * 1e8:.3f}", f"{size / 1e6 / wall:.0f}"])
-    stamped, own = float(rows[0][1]), float(rows[1][1])
+    stamped, own, followed = float(rows[0][1]), float(rows[1][1]), float(rows[2][1])
     rows.append(["raw file / stamped log (bar <= 0.5)", f"{own / stamped:.2f}", ""])
+    rows.append(["with a follower / without (bar <= 1.2)", f"{followed / stamped:.2f}", ""])
     # supervisord: raw copy of the output to a file.
     out = os.path.join(TMP, "sd-flood.out")
     conf = supervisord_conf([("flood", program)], os.path.join(TMP, "sd-flood.log"),

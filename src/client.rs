@@ -250,9 +250,18 @@ fn exchange(
     (&stream)
         .write_all(format!("{line}\n").as_bytes())
         .map_err(Failure::Broken)?;
-    for l in reader.lines() {
-        match l {
-            Ok(l) => each(l),
+    // Bytes, not text: a followed program's line is sent as it printed it,
+    // and shown here with U+FFFD for what is not UTF-8.
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                each(String::from_utf8_lossy(text).into_owned());
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e)
                 if limit.is_some()
                     && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
@@ -262,7 +271,6 @@ fn exchange(
             Err(e) => return Err(Failure::Broken(e)),
         }
     }
-    Ok(())
 }
 
 /// The exit status an answer means, from the outcome init sent with each

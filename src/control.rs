@@ -38,6 +38,36 @@ use crate::verbs::Outcome;
 /// Room kept in a follower's buffer for the marker of dropped lines.
 const MARKER_ROOM: usize = 64;
 
+/// A follower's buffer, being filled with lines. What does not fit is
+/// dropped and counted, and a marker line says how many before the next
+/// line that fits.
+pub struct FollowOut<'a> {
+    output: &'a mut Vec<u8>,
+    dropped: &'a mut u64,
+}
+
+impl FollowOut<'_> {
+    /// One line made of `parts`, its newline added: bytes as they are (the
+    /// client shows what is not UTF-8 as U+FFFD).
+    pub fn line(&mut self, parts: &[&[u8]]) {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>() + 1;
+        if self.output.len() + len + MARKER_ROOM > FOLLOW_BUFFER {
+            *self.dropped += 1;
+            return;
+        }
+        if *self.dropped > 0 {
+            let marker = Outcome::Done.tag(&messages::lines_dropped(*self.dropped));
+            self.output.extend_from_slice(marker.as_bytes());
+            self.output.push(b'\n');
+            *self.dropped = 0;
+        }
+        for part in parts {
+            self.output.extend_from_slice(part);
+        }
+        self.output.push(b'\n');
+    }
+}
+
 /// The longest request line.
 pub const MAX_REQUEST: usize = 4096;
 /// Clients served at once.
@@ -310,11 +340,10 @@ impl Control {
         self.clients.iter().filter(|c| c.is_follower()).count()
     }
 
-    /// New lines for a follower, each with its newline, sent in one go.
-    /// `gone`: lines it missed before these (the program's history had
-    /// let them go). What does not fit its buffer is dropped and counted,
-    /// and a marker line says how many before the next line that fits.
-    pub fn follow_lines(&mut self, client: u64, gone: u64, lines: &[String]) {
+    /// New lines for a follower, which `fill` puts in its buffer, sent in
+    /// one go. `gone`: lines it missed before these (the program's history
+    /// had let them go). See [`FollowOut`].
+    pub fn feed(&mut self, client: u64, gone: u64, fill: impl FnOnce(&mut FollowOut)) {
         let Some(c) = self
             .clients
             .iter_mut()
@@ -323,19 +352,10 @@ impl Control {
             return;
         };
         c.dropped += gone;
-        for line in lines {
-            if c.output.len() + line.len() + MARKER_ROOM > FOLLOW_BUFFER {
-                c.dropped += 1;
-                continue;
-            }
-            if c.dropped > 0 {
-                let marker = Outcome::Done.tag(&messages::lines_dropped(c.dropped));
-                c.output.extend_from_slice(marker.as_bytes());
-                c.output.push(b'\n');
-                c.dropped = 0;
-            }
-            c.output.extend_from_slice(line.as_bytes());
-        }
+        fill(&mut FollowOut {
+            output: &mut c.output,
+            dropped: &mut c.dropped,
+        });
         c.flush();
         self.clients.retain(|c| !c.is_finished());
     }

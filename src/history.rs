@@ -43,8 +43,7 @@ pub struct Line<'a> {
 impl History {
     /// Keeps a line; the oldest go until it fits. A line longer than the
     /// whole capacity is kept cut to it.
-    pub fn push(&mut self, stamp: &str, stream: Stream, text: &[u8]) {
-        let stamp = stamp.as_bytes();
+    pub fn push(&mut self, stamp: &[u8], stream: Stream, text: &[u8]) {
         let stamp = stamp
             .get(..stamp.len().min(usize::from(u8::MAX)))
             .unwrap_or(&[]);
@@ -52,13 +51,20 @@ impl History {
         let text = text.get(..text.len().min(room)).unwrap_or(&[]);
         let size = HEADER + stamp.len() + text.len();
         while self.ring.len() + size > CAPACITY && self.drop_oldest() {}
-        let len = u32::try_from(text.len()).unwrap_or(u32::MAX).to_le_bytes();
-        self.ring.push_back(u8::try_from(stamp.len()).unwrap_or(0));
-        self.ring.push_back(match stream {
+        let [l0, l1, l2, l3] = u32::try_from(text.len()).unwrap_or(u32::MAX).to_le_bytes();
+        let stream = match stream {
             Stream::Stdout => 1,
             Stream::Stderr => 2,
-        });
-        self.ring.extend(len);
+        };
+        let header = [
+            u8::try_from(stamp.len()).unwrap_or(0),
+            stream,
+            l0,
+            l1,
+            l2,
+            l3,
+        ];
+        self.ring.extend(&header);
         self.ring.extend(stamp);
         self.ring.extend(text);
         self.pushed += 1;
@@ -84,9 +90,33 @@ impl History {
         Some(HEADER + stamp + u32::from_le_bytes(len) as usize)
     }
 
+    /// How many of the lines numbered `from` on are no longer kept.
+    pub fn gone_since(&self, from: u64) -> u64 {
+        (self.pushed - self.count).saturating_sub(from)
+    }
+
     /// The number the next line will get: lines below it have been seen.
     pub fn pushed(&self) -> u64 {
         self.pushed
+    }
+
+    /// Each line numbered `from` on that is still kept, oldest first, to
+    /// `each`; how many of those numbered `from` on are gone already.
+    pub fn visit_since<'a>(&'a self, from: u64, mut each: impl FnMut(Line<'a>)) -> u64 {
+        let first = self.pushed - self.count;
+        let mut at = 0;
+        let mut seq = first;
+        while at < self.ring.len() {
+            let Some(size) = self.size_at(at) else { break };
+            if seq >= from {
+                if let Some(line) = self.line_at(at, seq) {
+                    each(line);
+                }
+            }
+            at += size;
+            seq += 1;
+        }
+        first.saturating_sub(from)
     }
 
     /// The lines numbered `from` on that are still kept, oldest first, and
@@ -170,8 +200,8 @@ mod tests {
     #[test]
     fn lines_come_back_as_kept_with_their_stamp_and_stream() {
         let mut h = History::default();
-        h.push("2026-12-07 10:00:00,001", Stream::Stdout, b"one");
-        h.push("2026-12-07 10:00:00,002", Stream::Stderr, b"two \xff");
+        h.push(b"2026-12-07 10:00:00,001", Stream::Stdout, b"one");
+        h.push(b"2026-12-07 10:00:00,002", Stream::Stderr, b"two \xff");
         let (gone, lines) = h.since(0);
         assert_eq!(gone, 0);
         assert_eq!(texts(&lines), ["one", "two \u{fffd}"]);
@@ -191,7 +221,7 @@ mod tests {
         for i in 0..1000u32 {
             let mut text = i.to_string().into_bytes();
             text.extend_from_slice(&line);
-            h.push("2026-12-07 10:00:00,000", Stream::Stdout, &text);
+            h.push(b"2026-12-07 10:00:00,000", Stream::Stdout, &text);
             assert!(h.ring.len() <= CAPACITY);
         }
         assert_eq!(h.pushed(), 1000);
@@ -212,8 +242,8 @@ mod tests {
     #[test]
     fn a_line_longer_than_the_capacity_is_kept_cut() {
         let mut h = History::default();
-        h.push("s", Stream::Stdout, b"small");
-        h.push("s", Stream::Stdout, &vec![b'y'; CAPACITY * 2]);
+        h.push(b"s", Stream::Stdout, b"small");
+        h.push(b"s", Stream::Stdout, &vec![b'y'; CAPACITY * 2]);
         let (gone, lines) = h.since(0);
         assert_eq!(gone, 1);
         assert_eq!(lines.len(), 1);

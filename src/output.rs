@@ -283,7 +283,7 @@ impl Pipe {
                     let at = crate::stamp::now();
                     logging::output_at(at, name, stream, line);
                     if let Some(history) = history.as_deref_mut() {
-                        history.push(at.as_str(), stream, line);
+                        history.push(at.as_bytes(), stream, line);
                     }
                 };
                 if end {

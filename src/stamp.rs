@@ -45,6 +45,11 @@ impl Stamp {
         len: 0,
     };
 
+    /// Its bytes (ASCII), unchecked: what is copied needs no check.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.text.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
     pub fn as_str(&self) -> &str {
         let text = self.text.get(..usize::from(self.len)).unwrap_or(&[]);
         std::str::from_utf8(text).unwrap_or("")

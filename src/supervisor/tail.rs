@@ -14,6 +14,9 @@ use crate::table::ProgramId;
 use crate::values::Role;
 use crate::verbs::Outcome;
 
+/// [`Outcome::Done`]'s tag, as bytes: a followed line's start.
+const TAG_DONE: &[u8] = b"0\t";
+
 /// A `tail -f` client: the programs it follows, and for each the number
 /// of the next line it is to get.
 pub struct Follower {
@@ -143,30 +146,69 @@ impl Supervisor {
                 }
                 follower.looked_at = self.programs.len();
             }
-            let mut gone = 0;
-            let mut fresh: Vec<(Line, usize, &str)> = Vec::new();
-            for (order, (id, next)) in follower.next.iter_mut().enumerate() {
-                let Some(program) = self.programs.get(*id) else {
-                    continue;
-                };
-                if program.history.pushed() == *next {
-                    continue;
-                }
-                let (missed, lines) = program.history.since(*next);
-                gone += missed;
-                let name = program.name.as_str();
-                fresh.extend(lines.into_iter().map(|l| (l, order, name)));
-                *next = program.history.pushed();
-            }
-            if fresh.is_empty() && gone == 0 {
+            let fresh = |&(id, next): &(ProgramId, u64)| {
+                self.programs
+                    .get(id)
+                    .is_some_and(|p| p.history.pushed() != next)
+            };
+            if !follower.next.iter().any(fresh) {
                 continue;
             }
-            fresh.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
-            let texts: Vec<String> = fresh
-                .iter()
-                .map(|(line, _, name)| shown(line, follower.named.then_some(*name)))
-                .collect();
-            control.follow_lines(follower.client, gone, &texts);
+            match follower.next.as_mut_slice() {
+                // One program: its lines in their order, copied as they are.
+                [(id, next)] if !follower.named => {
+                    let Some(program) = self.programs.get(*id) else {
+                        continue;
+                    };
+                    let history = &program.history;
+                    let from = *next;
+                    *next = history.pushed();
+                    let gone = history.gone_since(from);
+                    control.feed(follower.client, gone, |out| {
+                        history.visit_since(from, |line| {
+                            out.line(&[
+                                TAG_DONE,
+                                &line.stamp,
+                                b" ",
+                                line.stream.word().as_bytes(),
+                                b": ",
+                                &line.text,
+                            ]);
+                        });
+                    });
+                }
+                several => {
+                    let mut gone = 0;
+                    let mut lines: Vec<(Line, usize, &str)> = Vec::new();
+                    for (order, (id, next)) in several.iter_mut().enumerate() {
+                        let Some(program) = self.programs.get(*id) else {
+                            continue;
+                        };
+                        let name = program.name.as_str();
+                        gone += program
+                            .history
+                            .visit_since(*next, |line| lines.push((line, order, name)));
+                        *next = program.history.pushed();
+                    }
+                    lines.sort_by(|a, b| {
+                        (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq))
+                    });
+                    control.feed(follower.client, gone, |out| {
+                        for (line, _, name) in &lines {
+                            out.line(&[
+                                TAG_DONE,
+                                &line.stamp,
+                                b" ",
+                                name.as_bytes(),
+                                b" ",
+                                line.stream.word().as_bytes(),
+                                b": ",
+                                &line.text,
+                            ]);
+                        }
+                    });
+                }
+            }
         }
     }
 }
