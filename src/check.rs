@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::config::{Config, LogTarget, ProgramKind};
 use crate::messages;
+use crate::schedule::{self, Schedule};
 use crate::settings::Settings;
 use crate::spawn;
 
@@ -73,6 +74,27 @@ pub fn problems(config: &Config) -> Vec<String> {
     found
 }
 
+/// A scheduled program's next three times from now (in the local zone),
+/// or how its interval runs.
+fn next_runs(schedule: &Schedule) -> String {
+    let zone = schedule::local_zone();
+    let mut at = std::time::SystemTime::now();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        match schedule::next_after(schedule, at, zone) {
+            Some(next) => {
+                times.push(schedule::local_text(next, zone));
+                at = next;
+            }
+            None => break,
+        }
+    }
+    match schedule {
+        Schedule::Every(_) => "runs at start, then that long after each run ends".to_string(),
+        Schedule::Cron(..) => format!("next runs: {}", times.join(", ")),
+    }
+}
+
 /// What `--check` prints: the configuration as init understood it.
 pub fn describe(config: &Config) -> String {
     let mut out = String::new();
@@ -114,6 +136,9 @@ pub fn describe(config: &Config) -> String {
             }
         }
         settings(&mut out, &program.settings);
+        if let Some(schedule) = &program.settings.schedule {
+            out.push_str(&format!("  {}\n", next_runs(schedule)));
+        }
     }
     let p = &config.policy;
     out.push_str(&format!(

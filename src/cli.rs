@@ -292,7 +292,7 @@ pub fn help_text() -> String {
              Keys of -o: exitcodes, startsecs, startretries, autorestart, autostart,\n\
              stopsignal, stopwaitsecs, directory, environment, user, stdout_logfile,\n\
              stderr_logfile, redirect_stderr, {{stdout,stderr}}_logfile_{{maxbytes,backups}}\n\
-             (supervisord's), essential, after, ready. The main command takes\n\
+             (supervisord's), essential, after, ready, cron, every. The main command takes\n\
              directory, environment, user, stopsignal and after. Commands and values\n\
              expand %(ENV_X)s, %(program_name)s and %% as supervisord does.\n\n\
              Inside the container: cocalc-init status|start|stop|restart [NAME...|all]\n\
@@ -388,6 +388,7 @@ pub fn parse(args: &[OsString], cwd: &Path) -> Result<Request, UsageError> {
         apply_option(&value, &mut programs, &mut given_keys)?;
     }
     check_order(&programs)?;
+    check_schedules(&programs, &given_keys)?;
     let log = log_config(&m, cwd)?;
     check_outputs(&programs, &log.target)?;
     main?;
@@ -675,6 +676,64 @@ fn apply_option(
     if let Some(account) = target.user.as_ref().filter(|_| key == Key::User) {
         if account.is_other_than_init() {
             crate::user::may_change_user().map_err(|e| bad(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A scheduled program takes neither both schedules nor the keys about
+/// keeping a process running; no program waits for a `cron=` one (the
+/// wait could be a day).
+fn check_schedules(programs: &[ProgramSpec], given: &[(String, Key)]) -> Result<(), UsageError> {
+    for program in programs {
+        let name = program.name.as_str();
+        let keys: Vec<Key> = given
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|&(_, k)| k)
+            .collect();
+        if keys.contains(&Key::Cron) && keys.contains(&Key::Every) {
+            return Err(usage(format!(
+                "--option {name}.cron and {name}.every: give one schedule, not both"
+            )));
+        }
+        if program.settings.schedule.is_none() {
+            continue;
+        }
+        let running_only = [
+            Key::Autorestart,
+            Key::Startsecs,
+            Key::Startretries,
+            Key::Ready,
+            Key::Essential,
+        ];
+        if let Some(key) = keys.iter().find(|k| running_only.contains(k)) {
+            return Err(usage(format!(
+                "--option {name}.{}: {name} is scheduled (cron or every): a run is judged by \
+                 exitcodes and its next time is its retry, so {} does not apply",
+                key.name(),
+                key.name()
+            )));
+        }
+    }
+    for program in programs {
+        for dep in &program.settings.after {
+            let cron = programs
+                .iter()
+                .find(|p| p.name.as_str() == dep)
+                .is_some_and(|p| {
+                    matches!(
+                        p.settings.schedule,
+                        Some(crate::schedule::Schedule::Cron(..))
+                    )
+                });
+            if cron {
+                return Err(usage(format!(
+                    "--option '{}.after={dep}': {dep} runs at its cron times, so a wait for \
+                     it could last a day; start {} on its own",
+                    program.name, program.name
+                )));
+            }
         }
     }
     Ok(())

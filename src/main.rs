@@ -31,6 +31,7 @@ mod probe;
 mod procs;
 mod program;
 mod rotating;
+mod schedule;
 mod settings;
 mod shellwords;
 mod signals;

@@ -87,6 +87,16 @@ pub fn too_many_followers() -> String {
     )
 }
 
+/// A scheduled program's next run.
+pub fn scheduled<'a>(name: &'a str, at: &'a str) -> impl Display + 'a {
+    text(move |f| write!(f, "scheduled: {name} next run at {at}"))
+}
+
+/// A cron time that came while the last run still runs.
+pub fn skipped_running<'a>(name: &'a str, since: &'a str) -> impl Display + 'a {
+    text(move |f| write!(f, "skipped: {name} still running since {since}"))
+}
+
 /// A follower of `tail -f` missed lines: its marker.
 pub fn lines_dropped(count: u64) -> String {
     format!("… {count} lines dropped …")

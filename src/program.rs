@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::unistd::Pid;
 
 use crate::config::ProgramName;
+use crate::schedule::{self, Schedule};
 use crate::settings::{AutoRestart, Ready, Settings};
 use crate::status::ExitKind;
 use crate::values::{Policy, Role};
@@ -60,6 +61,9 @@ pub enum State {
     },
     /// Shut down.
     Done,
+    /// A scheduled program (`cron=`, `every=`) between runs: its next run
+    /// is due at `at`.
+    Scheduled { at: Instant },
 }
 
 /// What a stopping program does once it has exited.
@@ -90,6 +94,8 @@ pub enum Then {
     Down,
     /// Stays down: too many failed starts in a row.
     Fatal,
+    /// Runs again at its next scheduled time (wall clock).
+    Scheduled(SystemTime),
 }
 
 /// How the last run ended, for `status`.
@@ -135,6 +141,14 @@ pub struct Program {
     pub cwd: Option<CString>,
     /// An init script's file, looked at before each start.
     pub script: Option<PathBuf>,
+    /// A scheduled program's next run, on both clocks: due when the
+    /// monotonic one says; the wall-clock one is what the log says and
+    /// what a clock that jumped is checked against.
+    next_run: Option<(Instant, SystemTime)>,
+    /// When the current run started (wall clock), and how long the last
+    /// one ran.
+    run_started: Option<SystemTime>,
+    ran_for: Option<Duration>,
     pub settings: Settings,
     /// Its environment, where its settings change init's.
     pub env: Option<Vec<CString>>,
@@ -220,6 +234,9 @@ impl Program {
             argv,
             cwd,
             script: None,
+            next_run: None,
+            run_started: None,
+            ran_for: None,
             settings,
             env: None,
             waiting_for: Vec::new(),
@@ -264,8 +281,12 @@ impl Program {
         self.deferred_stop.is_some()
             || matches!(
                 self.state,
-                State::Waiting { .. } | State::Starting { .. } | State::Stopping { .. }
+                State::Waiting { .. }
+                    | State::Scheduled { .. }
+                    | State::Starting { .. }
+                    | State::Stopping { .. }
             )
+            || (self.cron() && self.pid().is_some())
     }
 
     /// The pid of the running process, if any.
@@ -276,6 +297,7 @@ impl Program {
             | State::Stopping { pid, .. } => Some(pid),
             State::NotStarted
             | State::Waiting { .. }
+            | State::Scheduled { .. }
             | State::Exited
             | State::Fatal
             | State::Stopped { .. }
@@ -298,8 +320,16 @@ impl Program {
     /// held back by its `after` has none: a change of another program's
     /// state wakes the loop anyway.
     pub fn deadline(&self) -> Option<Instant> {
-        match self.state {
+        // A cron time that comes while a run goes is skipped, when due.
+        let skip = match self.state {
+            State::Starting { .. } | State::Running { .. } if self.cron() => {
+                self.next_run.map(|(at, _)| at)
+            }
+            _ => None,
+        };
+        let own = match self.state {
             State::Waiting { at } if self.waiting_for.is_empty() => Some(at),
+            State::Scheduled { at } => Some(at),
             State::Starting { since, .. } => match self.settings.ready {
                 Ready::Startsecs => since.checked_add(self.settings.startsecs.duration()),
                 Ready::Tcp(_) | Ready::Exists(_) => self.probe_at,
@@ -307,6 +337,10 @@ impl Program {
             },
             State::Stopping { kill_at, .. } => kill_at,
             _ => None,
+        };
+        match (own, skip) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -319,16 +353,86 @@ impl Program {
         }
         match self.state {
             State::Running { .. } => true,
-            State::Exited => matches!(self.ended, Some((Ended::Exit { expected: true, .. }, _))),
+            // A scheduled program once a run ended as expected.
+            State::Exited | State::Scheduled { .. } => {
+                matches!(self.ended, Some((Ended::Exit { expected: true, .. }, _)))
+            }
             _ => false,
         }
     }
 
     pub fn is_due(&self, now: Instant) -> bool {
-        matches!(self.state, State::Waiting { at } if at <= now)
+        matches!(self.state, State::Waiting { at } | State::Scheduled { at } if at <= now)
+    }
+
+    fn cron(&self) -> bool {
+        matches!(self.settings.schedule, Some(Schedule::Cron(..)))
+    }
+
+    /// A scheduled program's next run planned from `now` (both clocks):
+    /// the next cron time, or `every` from now. Scheduled, and the wall
+    /// time returned, for the log.
+    pub fn plan_next(&mut self, now: Instant, wall: SystemTime) -> Option<SystemTime> {
+        let next = self.next_time(now, wall)?;
+        self.state = State::Scheduled { at: next.0 };
+        self.next_run = Some(next);
+        Some(next.1)
+    }
+
+    fn next_time(&self, now: Instant, wall: SystemTime) -> Option<(Instant, SystemTime)> {
+        match self.settings.schedule.as_ref()? {
+            Schedule::Every(d) => Some((now.checked_add(*d)?, wall.checked_add(*d)?)),
+            cron => {
+                let next = schedule::next_after(cron, wall, schedule::local_zone())?;
+                let wait = next.duration_since(wall).unwrap_or_default();
+                Some((now.checked_add(wait)?, next))
+            }
+        }
+    }
+
+    /// A cron program's time came while its last run still runs: the time
+    /// is skipped (no second copy, no queue) and the next one planned.
+    /// When it started, if so.
+    pub fn skip_due(&mut self, now: Instant, wall: SystemTime) -> Option<SystemTime> {
+        let (at, _) = self.next_run?;
+        if !self.cron() || at > now || self.pid().is_none() {
+            return None;
+        }
+        self.next_run = self.next_time(now, wall);
+        Some(self.run_started.unwrap_or(wall))
+    }
+
+    /// The wall clock has moved against the monotonic one (a suspended
+    /// VM, NTP stepping): a cron program's next time is found again from
+    /// the clock as it is, and one whose time has passed is due now (one
+    /// run, however many times passed).
+    pub fn follow_the_clock(&mut self, now: Instant, wall: SystemTime) {
+        let (State::Scheduled { at }, Some((_, next_wall))) = (self.state, self.next_run) else {
+            return;
+        };
+        if !self.cron() {
+            return;
+        }
+        let expected = now
+            .checked_add(next_wall.duration_since(wall).unwrap_or_default())
+            .unwrap_or(now);
+        let drift = if expected > at {
+            expected - at
+        } else {
+            at - expected
+        };
+        if drift > Duration::from_secs(1) {
+            self.state = State::Scheduled { at: expected };
+            self.next_run = Some((expected, next_wall));
+        }
     }
 
     pub fn started(&mut self, pid: Pid, now: Instant) {
+        self.started_at(pid, now, SystemTime::now());
+    }
+
+    /// Started at `now`, which the wall clock calls `wall`.
+    pub fn started_at(&mut self, pid: Pid, now: Instant, wall: SystemTime) {
         self.state = match self.role {
             Role::Program => State::Starting { pid, since: now },
             // Up once it runs: its end is init's, so there is no failed
@@ -343,6 +447,14 @@ impl Program {
         self.pgid = Some(pid);
         self.starts = self.starts.saturating_add(1);
         self.count_restart();
+        self.run_started = Some(wall);
+        // While it runs: a cron program's next time, which a long run
+        // may see come (and skip); an `every` one's comes at its end.
+        self.next_run = if self.cron() {
+            self.next_time(now, wall)
+        } else {
+            None
+        };
     }
 
     /// A start (or an attempt) made: one restart more, if supervision made it.
@@ -366,6 +478,10 @@ impl Program {
         self.count_restart();
         self.spawn_failures = self.spawn_failures.saturating_add(1);
         self.ended = Some((Ended::SpawnFailed, wall));
+        // A scheduled program's next try is its next time.
+        if let Some(next) = self.plan_next(now, wall) {
+            return Then::Scheduled(next);
+        }
         self.failed_start(now, policy)
     }
 
@@ -462,6 +578,7 @@ impl Program {
             }
             State::NotStarted
             | State::Waiting { .. }
+            | State::Scheduled { .. }
             | State::Exited
             | State::Fatal
             | State::Stopped { .. }
@@ -477,6 +594,17 @@ impl Program {
         let ran = now.saturating_duration_since(since);
         if ran >= STABLE {
             self.restarts = 0;
+        }
+        self.ran_for = Some(ran);
+        // A run of a scheduled program: judged, and the next one planned
+        // (a failed run's retry is its next time).
+        if let Some(next) = self.plan_next(now, wall) {
+            let then = Then::Scheduled(next);
+            return Some(if expected {
+                Exit::Expected { then }
+            } else {
+                Exit::Unexpected { then }
+            });
         }
         let lasted = ran >= self.settings.startsecs.duration();
         let worked = match self.settings.ready {
@@ -530,7 +658,11 @@ impl Program {
                 };
                 Some(pid)
             }
-            State::NotStarted | State::Waiting { .. } | State::Stopped { .. } | State::Fatal => {
+            State::NotStarted
+            | State::Waiting { .. }
+            | State::Scheduled { .. }
+            | State::Stopped { .. }
+            | State::Fatal => {
                 self.state = State::Done;
                 None
             }
@@ -596,8 +728,9 @@ impl Program {
                 after: AfterStop::StayStopped | AfterStop::Restart,
                 ..
             } => self.stop_ends_in(AfterStop::StayStopped),
-            // Backing off or exited: no restart any more.
-            State::Waiting { .. } | State::Exited => {
+            // Backing off or exited: no restart any more; scheduled: off its
+            // schedule until started.
+            State::Waiting { .. } | State::Scheduled { .. } | State::Exited => {
                 self.state = State::Stopped { at: wall };
                 Answer::Done("stopped")
             }
@@ -612,8 +745,10 @@ impl Program {
     pub fn request_start(&mut self, now: Instant) -> Answer {
         self.deferred_stop = None;
         match self.state {
+            // Scheduled: a run now, then its schedule again.
             State::NotStarted
             | State::Waiting { .. }
+            | State::Scheduled { .. }
             | State::Exited
             | State::Fatal
             | State::Stopped { .. } => {
@@ -697,6 +832,38 @@ impl Program {
         out
     }
 
+    /// A SCHEDULED row: the next run, and how the last one ended in the
+    /// log's words, when, and for how long; up unless it failed.
+    fn scheduled_row(&self) -> (&'static str, String, bool) {
+        let zone = schedule::local_zone();
+        let next = self.next_run.map_or_else(
+            || "next run not planned".to_string(),
+            |(_, at)| format!("next run at {}", schedule::local_text(at, zone)),
+        );
+        match self.ended {
+            None => ("SCHEDULED", format!("{next}; never run"), true),
+            Some((Ended::SpawnFailed, at)) => (
+                "SCHEDULED",
+                format!(
+                    "{next}; last run: spawn error at {}",
+                    schedule::local_text(at, zone)
+                ),
+                false,
+            ),
+            Some((Ended::Exit { how, expected }, at)) => {
+                let took = self.ran_for.map_or(0, |d| d.as_secs());
+                (
+                    "SCHEDULED",
+                    format!(
+                        "{next}; last run: {how} at {}, {took} s",
+                        schedule::local_text(at, zone)
+                    ),
+                    expected,
+                )
+            }
+        }
+    }
+
     /// What `status` shows. `when` writes a wall-clock time as the status
     /// line wants it.
     pub fn status(&self, now: Instant, when: impl Fn(SystemTime) -> String) -> Status {
@@ -764,6 +931,7 @@ impl Program {
             ),
             State::Stopping { pid, .. } => ("STOPPING", format!("pid {pid}"), false),
             State::Done => ("STOPPED", "shut down".to_string(), false),
+            State::Scheduled { .. } => self.scheduled_row(),
         };
         if let (Some(user), Some(_)) = (&self.settings.user, self.pid()) {
             detail.push_str(&format!(", user {}", user.name));
@@ -1265,6 +1433,7 @@ mod tests {
             ("stopping (restart)", stopping(AfterStop::Restart)),
             ("stopping (shutdown)", stopping(AfterStop::Shutdown)),
             ("done", State::Done),
+            ("scheduled", State::Scheduled { at: now }),
         ]
     }
 
@@ -1291,6 +1460,7 @@ mod tests {
                 ..
             } => "stopping (shutdown)",
             State::Done => "done",
+            State::Scheduled { .. } => "scheduled",
         }
     }
 
@@ -1318,7 +1488,7 @@ mod tests {
             (Answer, &'static str),
             (Answer, &'static str),
         );
-        let table: [Row; 11] = [
+        let table: [Row; 12] = [
             (
                 "not started",
                 (not_running, "not started"),
@@ -1384,6 +1554,14 @@ mod tests {
                 (shutting, "done"),
                 (shutting, "done"),
                 (shutting, "done"),
+            ),
+            // Scheduled: off its schedule when stopped; a run now when
+            // started or restarted.
+            (
+                "scheduled",
+                (Answer::Done("stopped"), "stopped"),
+                (spawn, "waiting"),
+                (spawn, "waiting"),
             ),
         ];
         for (name, state) in states(t, wall) {
@@ -1550,5 +1728,90 @@ mod tests {
         let s = p.status(later, |_| "T".into());
         assert_eq!(s.state, "BACKOFF");
         assert_eq!(s.detail, "spawn error; starts again in 1 s; 1 restart");
+    }
+
+    #[test]
+    fn a_scheduled_program_runs_is_judged_and_waits_for_its_next_time() {
+        let t = Instant::now();
+        let every = |s: &mut Settings| s.schedule = Some(schedule::parse_every("60").unwrap());
+        let mut p = with(t, every);
+        assert!(p.is_due(t), "every: a first run at start");
+        p.started(PID, t);
+        let later = t + Duration::from_secs(5);
+        let exit = p.exited(ExitKind::Code(1), later, WALL, &policy());
+        let next = WALL + Duration::from_secs(60);
+        assert_eq!(
+            exit,
+            Some(Exit::Unexpected {
+                then: Then::Scheduled(next)
+            })
+        );
+        assert_eq!(
+            p.state,
+            State::Scheduled {
+                at: later + Duration::from_secs(60)
+            }
+        );
+        assert!(
+            !p.is_due(later + Duration::from_secs(59)),
+            "no retry before its time"
+        );
+        assert!(p.is_due(later + Duration::from_secs(60)));
+        assert!(!p.is_up(), "its last run failed");
+        let s = p.status(later, when);
+        assert_eq!((s.state, s.up), ("SCHEDULED", false));
+        assert!(
+            s.detail.contains("; last run: exit status 1 at ") && s.detail.ends_with(", 5 s"),
+            "{}",
+            s.detail
+        );
+        // An expected run: up, and said so.
+        p.started(PID, later);
+        p.exited(ExitKind::Code(0), later, WALL, &policy());
+        assert!(p.is_up());
+        // A failed spawn waits for the next time too.
+        assert!(matches!(
+            p.spawn_failed(later, WALL, &policy()),
+            Then::Scheduled(_)
+        ));
+        assert!(matches!(p.state, State::Scheduled { .. }));
+        // Shutdown: done, nothing more to run.
+        assert_eq!(p.stop(later), None);
+        assert_eq!(p.state, State::Done);
+    }
+
+    #[test]
+    fn a_cron_time_that_comes_during_a_run_is_skipped_and_a_clock_jump_followed() {
+        let t = Instant::now();
+        let cron = |s: &mut Settings| s.schedule = Some(schedule::parse_cron("* * * * *").unwrap());
+        let mut p = with(t, cron);
+        let next = p.plan_next(t, WALL).unwrap();
+        let wait = next.duration_since(WALL).unwrap();
+        assert!(wait <= Duration::from_secs(60), "{wait:?}");
+        let due = t + wait;
+        assert_eq!(p.deadline(), Some(due));
+        assert_eq!(p.skip_due(due, next), None, "not running: nothing to skip");
+        p.started_at(PID, due, next);
+        p.confirm(due + Duration::from_secs(2));
+        // Running when the next minute comes: skipped, the one after planned.
+        let minute = due + Duration::from_secs(60);
+        assert_eq!(p.deadline(), Some(minute));
+        assert!(p.skip_due(minute - Duration::from_secs(1), next).is_none());
+        assert!(p.skip_due(minute, next + Duration::from_secs(60)).is_some());
+        assert_eq!(p.deadline(), Some(minute + Duration::from_secs(60)));
+        // After a run, the wall clock jumps ahead by an hour (a suspended
+        // VM): the time passed is due at once, one run.
+        p.exited(
+            ExitKind::Code(0),
+            minute,
+            next + Duration::from_secs(60),
+            &policy(),
+        );
+        let State::Scheduled { at } = p.state else {
+            panic!("{:?}", p.state)
+        };
+        assert!(at > minute);
+        p.follow_the_clock(minute, next + Duration::from_secs(3600 + 120));
+        assert_eq!(p.state, State::Scheduled { at: minute }, "due now");
     }
 }

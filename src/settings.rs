@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::destination::{self, Output, Place};
+use crate::schedule::{self, Schedule};
 use crate::signame::{signal_name, signal_number};
 use crate::user::Account;
 use crate::values::{ExitCodes, Policy, Role, Seconds};
@@ -128,6 +129,8 @@ pub struct Settings {
     pub stderr: Output,
     /// Its stderr is its stdout (one pipe, one destination).
     pub redirect_stderr: bool,
+    /// `cron=` or `every=`: run at its times, not kept running.
+    pub schedule: Option<Schedule>,
 }
 
 impl Settings {
@@ -150,6 +153,7 @@ impl Settings {
             stdout: Output::default(),
             stderr: Output::default(),
             redirect_stderr: false,
+            schedule: None,
         }
     }
 
@@ -226,6 +230,9 @@ impl Settings {
         }
         differ(Key::Ready, self.ready == base.ready, &self.ready);
         self.output_differences(base, &mut differ);
+        if let Some(schedule) = &self.schedule {
+            lines.push(schedule.to_string());
+        }
         lines
     }
 
@@ -297,9 +304,11 @@ pub enum Key {
     StderrLogfileMaxbytes,
     StderrLogfileBackups,
     RedirectStderr,
+    Cron,
+    Every,
 }
 
-pub const KEYS: [Key; 20] = [
+pub const KEYS: [Key; 22] = [
     Key::Exitcodes,
     Key::Startsecs,
     Key::Startretries,
@@ -320,6 +329,8 @@ pub const KEYS: [Key; 20] = [
     Key::StderrLogfileMaxbytes,
     Key::StderrLogfileBackups,
     Key::RedirectStderr,
+    Key::Cron,
+    Key::Every,
 ];
 
 impl Key {
@@ -345,6 +356,8 @@ impl Key {
             Key::StderrLogfileMaxbytes => "stderr_logfile_maxbytes",
             Key::StderrLogfileBackups => "stderr_logfile_backups",
             Key::RedirectStderr => "redirect_stderr",
+            Key::Cron => "cron",
+            Key::Every => "every",
         }
     }
 
@@ -473,6 +486,8 @@ pub fn apply(settings: &mut Settings, key: Key, value: &str) -> Result<(), Strin
         Key::StdoutLogfileBackups => settings.stdout.backups = destination::backups(value)?,
         Key::StderrLogfileBackups => settings.stderr.backups = destination::backups(value)?,
         Key::RedirectStderr => settings.redirect_stderr = flag(value)?,
+        Key::Cron => settings.schedule = Some(schedule::parse_cron(value)?),
+        Key::Every => settings.schedule = Some(schedule::parse_every(value)?),
     }
     Ok(())
 }

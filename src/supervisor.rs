@@ -472,6 +472,7 @@ impl Supervisor {
                 self.check_ends_init(id, now);
             }
         }
+        self.schedule_first(Instant::now());
         self.start_due(Instant::now());
         loop {
             if !self.phase.is_supervising() && !self.have_children {
@@ -610,7 +611,9 @@ impl Supervisor {
         let waiting = |p: &Program| {
             matches!(
                 p.state,
-                crate::program::State::Waiting { .. } | crate::program::State::Starting { .. }
+                crate::program::State::Waiting { .. }
+                    | crate::program::State::Scheduled { .. }
+                    | crate::program::State::Starting { .. }
             )
         };
         if !self.phase.is_supervising() || !self.programs.iter().any(waiting) {
@@ -654,7 +657,7 @@ impl Supervisor {
                 let spawned = spawn_child(program, &self.env);
                 match self.on_spawned(i, spawned, now) {
                     Some(Then::Fatal | Then::Down) => gave_up.push(i),
-                    Some(Then::Restart(_)) => {}
+                    Some(Then::Restart(_) | Then::Scheduled(_)) => {}
                     None => more |= self.programs.get(i).is_some_and(Program::is_up),
                 }
             }
@@ -724,6 +727,42 @@ impl Supervisor {
         }
     }
 
+    /// A `cron=` program's first run waits for its first time: planned, and
+    /// said (an `every=` one runs at start, as any program).
+    fn schedule_first(&mut self, now: Instant) {
+        let wall = SystemTime::now();
+        for program in &mut self.programs {
+            let cron = matches!(
+                program.settings.schedule,
+                Some(crate::schedule::Schedule::Cron(..))
+            );
+            if cron && matches!(program.state, crate::program::State::Waiting { .. }) {
+                if let Some(at) = program.plan_next(now, wall) {
+                    log_then(program.name.as_str(), Then::Scheduled(at));
+                }
+            }
+        }
+    }
+
+    /// Scheduled programs: their times against a wall clock that may have
+    /// jumped, and a cron time that came while the last run still runs
+    /// (skipped, said).
+    fn scheduled_timers(&mut self, now: Instant) {
+        if !self.programs.iter().any(|p| p.settings.schedule.is_some()) {
+            return;
+        }
+        let wall = SystemTime::now();
+        for program in &mut self.programs {
+            program.follow_the_clock(now, wall);
+            if let Some(since) = program.skip_due(now, wall) {
+                logging::warn(messages::skipped_running(
+                    program.name.as_str(),
+                    &crate::schedule::local_text(since, crate::schedule::local_zone()),
+                ));
+            }
+        }
+    }
+
     /// Whether program `index`'s end ends init: the main command's always,
     /// with its status; an essential program's once it is down for good,
     /// with its status, as a SIGTERM would.
@@ -753,6 +792,7 @@ impl Supervisor {
             Phase::Supervising => {
                 // Without programs (tini-style) no program timer can be due.
                 if !self.programs.is_empty() {
+                    self.scheduled_timers(now);
                     self.send_deferred_stops(now);
                     // Probes first: a program up now lets those after it start.
                     self.probe_due(now);
@@ -1082,6 +1122,10 @@ fn log_then(name: &str, then: Then) {
             logging::info(messages::backoff(name, after));
         }
         Then::Fatal => logging::info(messages::gave_up(name)),
+        Then::Scheduled(at) => logging::info(messages::scheduled(
+            name,
+            &crate::schedule::local_text(at, crate::schedule::local_zone()),
+        )),
         Then::Restart(_) | Then::Down => {}
     }
 }

@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use super::Supervisor;
 use crate::config::ALL_NAME;
+use crate::control::Control;
 use crate::history::Line;
 use crate::logging::Lossy;
 use crate::messages;
-use crate::table::ProgramId;
+use crate::table::{ProgramId, Table};
 use crate::values::Role;
 use crate::verbs::Outcome;
 
@@ -146,69 +147,70 @@ impl Supervisor {
                 }
                 follower.looked_at = self.programs.len();
             }
-            let fresh = |&(id, next): &(ProgramId, u64)| {
-                self.programs
-                    .get(id)
-                    .is_some_and(|p| p.history.pushed() != next)
+            feed(&self.programs, control, follower);
+        }
+    }
+}
+
+/// One follower's new lines, if any.
+fn feed(programs: &Table, control: &mut Control, follower: &mut Follower) {
+    let fresh = |&(id, next): &(ProgramId, u64)| {
+        programs.get(id).is_some_and(|p| p.history.pushed() != next)
+    };
+    if !follower.next.iter().any(fresh) {
+        return;
+    }
+    match follower.next.as_mut_slice() {
+        // One program: its lines in their order, copied as they are.
+        [(id, next)] if !follower.named => {
+            let Some(program) = programs.get(*id) else {
+                return;
             };
-            if !follower.next.iter().any(fresh) {
-                continue;
+            let history = &program.history;
+            let from = *next;
+            *next = history.pushed();
+            control.feed(follower.client, history.gone_since(from), |out| {
+                history.visit_since(from, |line| {
+                    out.line(&[
+                        TAG_DONE,
+                        &line.stamp,
+                        b" ",
+                        line.stream.word().as_bytes(),
+                        b": ",
+                        &line.text,
+                    ]);
+                });
+            });
+        }
+        // Several: merged by stamp, each line with its program's name.
+        several => {
+            let mut gone = 0;
+            let mut lines: Vec<(Line, usize, &str)> = Vec::new();
+            for (order, (id, next)) in several.iter_mut().enumerate() {
+                let Some(program) = programs.get(*id) else {
+                    continue;
+                };
+                let name = program.name.as_str();
+                gone += program
+                    .history
+                    .visit_since(*next, |line| lines.push((line, order, name)));
+                *next = program.history.pushed();
             }
-            match follower.next.as_mut_slice() {
-                // One program: its lines in their order, copied as they are.
-                [(id, next)] if !follower.named => {
-                    let Some(program) = self.programs.get(*id) else {
-                        continue;
-                    };
-                    let history = &program.history;
-                    let from = *next;
-                    *next = history.pushed();
-                    let gone = history.gone_since(from);
-                    control.feed(follower.client, gone, |out| {
-                        history.visit_since(from, |line| {
-                            out.line(&[
-                                TAG_DONE,
-                                &line.stamp,
-                                b" ",
-                                line.stream.word().as_bytes(),
-                                b": ",
-                                &line.text,
-                            ]);
-                        });
-                    });
+            lines.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
+            control.feed(follower.client, gone, |out| {
+                for (line, _, name) in &lines {
+                    out.line(&[
+                        TAG_DONE,
+                        &line.stamp,
+                        b" ",
+                        name.as_bytes(),
+                        b" ",
+                        line.stream.word().as_bytes(),
+                        b": ",
+                        &line.text,
+                    ]);
                 }
-                several => {
-                    let mut gone = 0;
-                    let mut lines: Vec<(Line, usize, &str)> = Vec::new();
-                    for (order, (id, next)) in several.iter_mut().enumerate() {
-                        let Some(program) = self.programs.get(*id) else {
-                            continue;
-                        };
-                        let name = program.name.as_str();
-                        gone += program
-                            .history
-                            .visit_since(*next, |line| lines.push((line, order, name)));
-                        *next = program.history.pushed();
-                    }
-                    lines.sort_by(|a, b| {
-                        (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq))
-                    });
-                    control.feed(follower.client, gone, |out| {
-                        for (line, _, name) in &lines {
-                            out.line(&[
-                                TAG_DONE,
-                                &line.stamp,
-                                b" ",
-                                name.as_bytes(),
-                                b" ",
-                                line.stream.word().as_bytes(),
-                                b": ",
-                                &line.text,
-                            ]);
-                        }
-                    });
-                }
-            }
+            });
         }
     }
 }
