@@ -259,13 +259,16 @@ const TABLE: &[Row] = &[
     },
 ];
 
-fn options() -> Options {
+/// The table as getopts takes it; `described`: with the help texts,
+/// which only `--help` shows (a start does not build them).
+fn options_with(described: bool) -> Options {
     let mut opts = Options::new();
     for row in TABLE {
-        let (short, long, hint) = (row.short, row.long, row.hint);
-        let help = match row.default {
-            Some(default) => format!("{} [{default}]", row.help),
-            None => row.help.to_string(),
+        let (short, long) = (row.short, row.long);
+        let (help, hint) = match (described, row.default) {
+            (false, _) => (String::new(), ""),
+            (true, Some(default)) => (format!("{} [{default}]", row.help), row.hint),
+            (true, None) => (row.help.to_string(), row.hint),
         };
         match row.takes {
             Takes::Values => opts.optmulti(short, long, &help, hint),
@@ -276,8 +279,12 @@ fn options() -> Options {
     opts
 }
 
+fn options() -> Options {
+    options_with(false)
+}
+
 pub fn help_text() -> String {
-    options().usage_with_format(|rows| {
+    options_with(true).usage_with_format(|rows| {
         let mut out = String::from(
             "Usage: cocalc-init [OPTIONS] [-- COMMAND [ARG]...]\n\
              A small init for containers: reaps zombies, forwards signals, restarts\n\
