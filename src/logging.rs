@@ -33,7 +33,8 @@ fn to_log(level: Level) -> log::Level {
 /// cannot be opened now is not fatal: lines go to standard error until it
 /// can be. Called once. Returns whether log lines reach standard error.
 pub fn init(config: &LogConfig) -> bool {
-    stamp::read_local_offset();
+    // The zone's rules, read once, before the first stamp.
+    stamp::zone();
     let filter = match config.level {
         Level::Debug => LevelFilter::Debug,
         Level::Info => LevelFilter::Info,

@@ -10,7 +10,6 @@
 //! their pace. An `every` interval is a duration on the monotonic clock.
 
 use std::fmt;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use croner::Cron;
@@ -51,10 +50,9 @@ fn every_text(d: Duration) -> String {
     }
 }
 
-/// The local zone: `TZ`, else `/etc/localtime`, else UTC. Read once.
+/// The local zone, read once (the log's stamps use the same).
 pub fn local_zone() -> &'static TimeZone {
-    static ZONE: OnceLock<TimeZone> = OnceLock::new();
-    ZONE.get_or_init(|| TimeZone::try_system().unwrap_or(TimeZone::UTC))
+    crate::stamp::zone()
 }
 
 /// `cron=EXPR`: five fields or an alias; one that can never come (`0 0 31
@@ -134,7 +132,7 @@ mod tests {
     use super::*;
 
     fn berlin() -> TimeZone {
-        TimeZone::get("Europe/Berlin").unwrap()
+        crate::stamp::zone_named("Europe/Berlin").unwrap()
     }
 
     /// Wall time in Berlin → SystemTime.

@@ -1,34 +1,55 @@
 //! The log's time stamp, `2026-11-27 16:26:02,524`: local time, a comma
 //! before the milliseconds, as supervisord writes it.
 //!
-//! The offset from UTC is read once, at start: a change to or from
-//! daylight saving time during a run is not followed (the man page says
-//! so; containers on UTC, the usual case, are not affected). The date and
-//! time are formatted by the `time` crate once a second and kept, and only
-//! the milliseconds change within the second: in a flood of program output
-//! formatting a date for every line would cost more than the rest of the
-//! line.
+//! The local zone's rules (`TZ`, else `/etc/localtime`, else UTC) are read
+//! once, at start, by jiff, and every stamp is made with them: a container
+//! started in winter still writes summer's stamps in summer, and cron
+//! times and the log agree. The date and time are worked out once a second
+//! and kept, and only the milliseconds change within the second: in a
+//! flood of program output formatting a date for every line would cost
+//! more than the rest of the line.
 
 use std::cell::Cell;
 use std::io::Write;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, UtcOffset};
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 
-/// To the second; the milliseconds follow after a comma.
-const FORMAT: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+/// The local zone, read once: `TZ`, else `/etc/localtime`, else UTC.
+pub fn zone() -> &'static TimeZone {
+    static ZONE: OnceLock<TimeZone> = OnceLock::new();
+    ZONE.get_or_init(|| match std::env::var("TZ") {
+        Ok(tz) if !tz.is_empty() => zone_named(&tz).unwrap_or(TimeZone::UTC),
+        Ok(_) => TimeZone::UTC,
+        Err(_) => zone_file(Path::new("/etc/localtime")).unwrap_or(TimeZone::UTC),
+    })
+}
 
-static OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+/// `TZ`'s zone, as glibc reads it: a path (after an optional `:`), a
+/// name under `TZDIR` (default /usr/share/zoneinfo), or a POSIX rule
+/// (`EST5EDT,M3.2.0,M11.1.0`). The one file is read and parsed here: jiff's
+/// own discovery walks the whole zone database, three million instructions
+/// at every start.
+pub fn zone_named(tz: &str) -> Option<TimeZone> {
+    let tz = tz.strip_prefix(':').unwrap_or(tz);
+    if tz.starts_with('/') {
+        return zone_file(Path::new(tz));
+    }
+    let dir = std::env::var_os("TZDIR").unwrap_or_else(|| "/usr/share/zoneinfo".into());
+    let inside = !tz.split('/').any(|part| part == ".." || part.is_empty());
+    inside
+        .then(|| zone_file(&Path::new(&dir).join(tz)))
+        .flatten()
+        .or_else(|| TimeZone::posix(tz).ok())
+}
 
-/// Reads the local offset from UTC: `TZ`, else `/etc/localtime`. Must run
-/// while init has one thread (the `time` crate refuses otherwise, and then
-/// UTC is used).
-pub fn read_local_offset() {
-    OFFSET.get_or_init(|| UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC));
+fn zone_file(path: &Path) -> Option<TimeZone> {
+    let data = std::fs::read(path).ok()?;
+    TimeZone::tzif("local", &data).ok()
 }
 
 /// A stamp's text, kept by value: a copy costs less than a lock or a
@@ -56,10 +77,21 @@ impl Stamp {
     }
 
     /// The stamp of `moment`, to the second.
-    fn second(moment: OffsetDateTime) -> Stamp {
+    fn second(moment: DateTime) -> Stamp {
+        let mut text = [0u8; 19];
+        let written = write!(
+            &mut text[..],
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            moment.year(),
+            moment.month(),
+            moment.day(),
+            moment.hour(),
+            moment.minute(),
+            moment.second()
+        );
         let mut stamp = Stamp::EMPTY;
-        if let Ok(text) = moment.format(FORMAT) {
-            stamp.set(0, text.as_bytes());
+        if written.is_ok() {
+            stamp.set(0, &text);
         }
         stamp
     }
@@ -83,8 +115,9 @@ impl Stamp {
     }
 
     #[cfg(test)]
-    fn at(moment: OffsetDateTime) -> Stamp {
-        Stamp::second(moment).with_millis(moment.millisecond())
+    fn at(moment: DateTime) -> Stamp {
+        let ms = u16::try_from(moment.subsec_nanosecond() / 1_000_000).unwrap_or(0);
+        Stamp::second(moment).with_millis(ms)
     }
 }
 
@@ -94,27 +127,20 @@ impl std::fmt::Display for Stamp {
     }
 }
 
-/// `Nov 27 04:40 PM`: when a program went down, as `status` shows it.
-const SHORT: &[BorrowedFormatItem<'static>] =
-    format_description!("[month repr:short] [day] [hour repr:12]:[minute] [period]");
-
-/// A wall-clock time as `status` shows it, in local time.
+/// A wall-clock time as `status` shows it, in local time:
+/// `Nov 27 04:40 PM`.
 pub fn short(at: SystemTime) -> String {
-    let since_epoch = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    local(since_epoch)
-        .and_then(|t| t.format(SHORT).ok())
-        .unwrap_or_default()
+    match Timestamp::try_from(at) {
+        Ok(ts) => zone().to_datetime(ts).strftime("%b %d %I:%M %p").to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Local time `since_epoch` after 1970, if the calendar reaches it.
-fn local(since_epoch: std::time::Duration) -> Option<OffsetDateTime> {
-    let offset = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
-    time::Duration::try_from(since_epoch)
-        .ok()
-        .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d))
-        .and_then(|utc| utc.checked_to_offset(offset))
+fn local(since_epoch: std::time::Duration) -> Option<DateTime> {
+    let secs = i64::try_from(since_epoch.as_secs()).ok()?;
+    let ts = Timestamp::from_second(secs).ok()?;
+    Some(zone().to_datetime(ts))
 }
 
 thread_local! {
@@ -141,7 +167,7 @@ pub fn now() -> Stamp {
         stamp = local(since_epoch).map_or(Stamp::EMPTY, Stamp::second);
         SECOND.set((second, stamp));
     }
-    // The offset is whole seconds: the milliseconds are UTC's.
+    // Zones' offsets are whole seconds: the milliseconds are UTC's.
     let stamp = stamp.with_millis(u16::try_from(since_epoch.subsec_millis()).unwrap_or(0));
     MILLI.set((ms, stamp));
     stamp
@@ -150,29 +176,46 @@ pub fn now() -> Stamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     #[test]
     fn the_format_is_supervisords() {
-        let s = Stamp::at(datetime!(2026-11-27 16:26:02.524_999 UTC));
+        let s = Stamp::at("2026-11-27T16:26:02.524999".parse().unwrap());
         assert_eq!(s.as_str(), "2026-11-27 16:26:02,524");
-        let s = Stamp::at(datetime!(0999-01-02 03:04:05.006 UTC));
+        let s = Stamp::at("0999-01-02T03:04:05.006".parse().unwrap());
         assert_eq!(s.as_str(), "0999-01-02 03:04:05,006");
     }
 
     #[test]
     fn short_times_are_supervisorctls() {
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_797_600);
-        assert_eq!(short(at), "Nov 27 04:40 PM");
+        // In the zone of the test run: UTC here, as CI has it.
+        let expected = zone()
+            .to_datetime(Timestamp::from_second(1_795_797_600).unwrap())
+            .strftime("%b %d %I:%M %p")
+            .to_string();
+        assert_eq!(short(at), expected);
+        if zone() == &TimeZone::UTC {
+            assert_eq!(short(at), "Nov 27 04:40 PM");
+        }
+    }
+
+    #[test]
+    fn stamps_follow_the_zones_rules_across_a_change() {
+        // Berlin, one second before and after the spring change.
+        let berlin = zone_named("Europe/Berlin").unwrap();
+        let before = berlin.to_datetime(Timestamp::from_second(1_806_195_599).unwrap());
+        let after = berlin.to_datetime(Timestamp::from_second(1_806_195_600).unwrap());
+        assert_eq!(Stamp::second(before).as_str(), "2027-03-28 01:59:59");
+        assert_eq!(Stamp::second(after).as_str(), "2027-03-28 03:00:00");
     }
 
     #[test]
     fn now_is_a_stamp_of_this_year() {
         let text = now().to_string();
         assert_eq!(text.len(), 23, "{text}");
-        let year = OffsetDateTime::now_utc().year();
+        let year = jiff::Zoned::now().year();
         // Around New Year the local year may be one off.
-        let shown: i32 = text[..4].parse().unwrap();
+        let shown: i16 = text[..4].parse().unwrap();
         assert!((shown - year).abs() <= 1, "{text}");
     }
 }
