@@ -466,6 +466,68 @@ def capture():
     section(f"output capture: {size // 1_000_000} MB of 100-byte lines", ["who", "CPU s per 100 MB", "MB/s"], rows)
 
 
+# 7c. scheduled programs ---------------------------------------------------
+def scheduled():
+    """20 programs with every=1 for a while: how late each run starts after
+    its due time (the log's stamps: the exit, then the spawn a second
+    later), init's wake-ups per run, and VmRSS at the start and the end;
+    then an init with only cron= programs, idle: its wake-ups in 10 s."""
+    secs = 20 if QUICK else 60
+    log = os.path.join(TMP, "sched.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    progs = sum((["-p", f"j{i}=true", "-o", f"j{i}.every=1"] for i in range(20)), [])
+    p = subprocess.Popen(NS + [BIN, "-q", "-l", log, "--control", "none"] + progs + ["--", "sleep", "1000"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = child_of(p.pid)
+    time.sleep(2)
+    rss0 = status(pid)["VmRSS"]
+
+    def switches():
+        st = status(pid)
+        return int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+
+    w0 = switches()
+    with open(log) as f:
+        runs0 = f.read().count("spawned: 'j")
+    time.sleep(secs)
+    w1 = switches()
+    rss1 = status(pid)["VmRSS"]
+    os.kill(pid, signal.SIGKILL)
+    p.wait()
+
+    def ms(line):
+        t = line[11:23]
+        return ((int(t[0:2]) * 60 + int(t[3:5])) * 60 + int(t[6:8])) * 1000 + int(t[9:12])
+
+    ended, late = {}, []
+    with open(log) as f:
+        lines = f.read().splitlines()
+    runs = sum(1 for l in lines if "spawned: 'j" in l) - runs0
+    for line in lines:
+        if "INFO exited: j" in line:
+            ended[line.split("exited: ")[1].split(" ")[0]] = ms(line)
+        elif "spawned: 'j" in line:
+            name = line.split("'")[1]
+            if name in ended:
+                late.append(ms(line) - ended.pop(name) - 1000)
+    rows = [["20 programs, every=1", f"{secs} s", runs, f"{(w1 - w0) / max(runs, 1):.2f}",
+             f"{median(late):.0f} ms", f"{p99(late):.0f} ms (bar <= 10)", f"{rss0} → {rss1}"]]
+    # Only cron= programs, idle: nothing is due for minutes.
+    cron = sum((["-p", f"c{i}=true", "-o", f"c{i}.cron=0 3 * * *"] for i in range(5)), [])
+    p = subprocess.Popen(NS + [BIN, "-q", "-l", os.path.join(TMP, "cron.log"), "--control", "none"] + cron
+                         + ["--", "sleep", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = child_of(p.pid)
+    time.sleep(1.5)
+    w0 = switches()
+    time.sleep(3 if QUICK else 10)
+    rows.append(["5 programs, cron=0 3 * * *, idle", "10 s", 0, f"{switches() - w0} wake-ups", "", "", status(pid)["VmRSS"]])
+    os.kill(pid, signal.SIGKILL)
+    p.wait()
+    section("scheduled programs", ["init", "for", "runs", "wake-ups a run", "late, median",
+                                   "late, p99", "VmRSS"], rows)
+
+
 # 7b. a blocked stdout ----------------------------------------------------
 def blocked():
     """Init's stdout is a pipe nobody reads for 10 s while one program
@@ -550,7 +612,7 @@ def key(heading):
 
 
 def main():
-    every = ["start_exit", "idle", "reaping", "orphans", "wakeups", "forwarding", "restart", "control", "capture", "blocked",
+    every = ["start_exit", "idle", "reaping", "orphans", "wakeups", "forwarding", "restart", "control", "capture", "scheduled", "blocked",
              "size"]
     only = sys.argv[2:] or every
     for name in only:

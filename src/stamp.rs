@@ -131,7 +131,10 @@ impl std::fmt::Display for Stamp {
 /// `Nov 27 04:40 PM`.
 pub fn short(at: SystemTime) -> String {
     match Timestamp::try_from(at) {
-        Ok(ts) => zone().to_datetime(ts).strftime("%b %d %I:%M %p").to_string(),
+        Ok(ts) => zone()
+            .to_datetime(ts)
+            .strftime("%b %d %I:%M %p")
+            .to_string(),
         Err(_) => String::new(),
     }
 }

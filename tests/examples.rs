@@ -63,3 +63,30 @@ fn project_init_py_runs_its_task_periodically_through_exec() {
     assert_eq!(init.spawned_pids("project_init_sh").len(), 1);
     assert!(!log.contains("exited: project_init_sh"), "{log}");
 }
+
+#[test]
+fn task_once_py_runs_at_its_times_one_run_each() {
+    let s = Scratch::new("example-once");
+    std::fs::copy(format!("{EXAMPLES}/task_once.py"), s.path("task_once.py")).unwrap();
+    let mut init = init(Mode::Pid1, "example-once")
+        .args(&[
+            "-p",
+            "task=python3 {dir}/task_once.py",
+            "-o",
+            "task.directory={dir}",
+        ])
+        .args(&["-o", "task.every=1"])
+        .start_in(Some(s));
+    let log = init.wait_log("task stdout: task 2 done");
+    assert!(
+        log.contains("INFO exited: task (exit status 0; expected)"),
+        "{log}"
+    );
+    assert!(log.contains("INFO scheduled: task next run at "), "{log}");
+    let tasks = std::fs::read_to_string(init.scratch.path("task_output.log")).unwrap();
+    assert!(
+        tasks.starts_with("Task 0: ") && tasks.contains("\nTask 2: "),
+        "{tasks}"
+    );
+    init.stop();
+}
