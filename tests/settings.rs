@@ -427,19 +427,8 @@ fn a_folder_the_user_may_not_enter_is_a_spawnerr() {
 
 /// `cocalc-init --check ARGS`: (exit code, stdout and stderr).
 fn check(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .arg("--check")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (code, stdout, stderr) = check_args(args);
+    (code, format!("{stdout}{stderr}"))
 }
 
 #[test]

@@ -13,7 +13,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -23,15 +22,8 @@ fn executable(path: &Path) {
 
 /// `--check` with `args`: exit status, and what it said on stderr.
 fn check(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .arg("--check")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, stderr) = check_args(args);
+    (code, stderr)
 }
 
 #[test]

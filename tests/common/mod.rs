@@ -567,3 +567,17 @@ pub fn refused(args: &[&str], needle: &str) {
         "{args:?}: {stderr:?} lacks {needle:?}"
     );
 }
+
+/// `cocalc-init --check ARGS`: its exit status, stdout and stderr.
+pub fn check_args(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("--check")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
