@@ -92,6 +92,17 @@ pub fn scheduled<'a>(name: &'a str, at: &'a str) -> impl Display + 'a {
     text(move |f| write!(f, "scheduled: {name} next run at {at}"))
 }
 
+/// The wall clock jumped past a cron program's time (a suspended VM, NTP):
+/// one run now for the times passed.
+pub fn clock_jumped(name: &str) -> impl Display + '_ {
+    text(move |f| {
+        write!(
+            f,
+            "scheduled: {name} runs now: the wall clock moved past its time (one run for the times passed)"
+        )
+    })
+}
+
 /// A cron time that came while the last run still runs.
 pub fn skipped_running<'a>(name: &'a str, since: &'a str) -> impl Display + 'a {
     text(move |f| write!(f, "skipped: {name} still running since {since}"))

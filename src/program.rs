@@ -406,12 +406,13 @@ impl Program {
     /// VM, NTP stepping): a cron program's next time is found again from
     /// the clock as it is, and one whose time has passed is due now (one
     /// run, however many times passed).
-    pub fn follow_the_clock(&mut self, now: Instant, wall: SystemTime) {
+    /// True when the jump made a time that passed due now.
+    pub fn follow_the_clock(&mut self, now: Instant, wall: SystemTime) -> bool {
         let (State::Scheduled { at }, Some((_, next_wall))) = (self.state, self.next_run) else {
-            return;
+            return false;
         };
         if !self.cron() {
-            return;
+            return false;
         }
         let expected = now
             .checked_add(next_wall.duration_since(wall).unwrap_or_default())
@@ -421,10 +422,12 @@ impl Program {
         } else {
             at - expected
         };
-        if drift > Duration::from_secs(1) {
-            self.state = State::Scheduled { at: expected };
-            self.next_run = Some((expected, next_wall));
+        if drift <= Duration::from_secs(1) {
+            return false;
         }
+        self.state = State::Scheduled { at: expected };
+        self.next_run = Some((expected, next_wall));
+        next_wall <= wall && at > now
     }
 
     pub fn started(&mut self, pid: Pid, now: Instant) {
@@ -1811,7 +1814,8 @@ mod tests {
             panic!("{:?}", p.state)
         };
         assert!(at > minute);
-        p.follow_the_clock(minute, next + Duration::from_secs(3600 + 120));
+        assert!(p.follow_the_clock(minute, next + Duration::from_secs(3600 + 120)));
         assert_eq!(p.state, State::Scheduled { at: minute }, "due now");
+        assert!(!p.follow_the_clock(minute, next + Duration::from_secs(3600 + 120)));
     }
 }

@@ -249,7 +249,8 @@ fn build_programs(
                 programs.push(prepare(program, index, env, me, notify));
             }
             ProgramKind::InitScript(script) => {
-                if !script.exists() {
+                // A scheduled one is looked for at each of its times.
+                if !script.exists() && spec.settings.schedule.is_none() {
                     logging::info(messages::skipped(&script));
                     skipped.push((spec.name, script, spec.settings));
                     continue;
@@ -650,6 +651,15 @@ impl Supervisor {
                 }
                 program.waiting_for.clear();
                 if let Some(script) = program.script.as_deref() {
+                    if !script.exists() {
+                        // A scheduled init script not written yet: said
+                        // at each time, as at start, and tried at the next.
+                        logging::info(messages::skipped(script));
+                        if let Some(at) = program.plan_next(now, SystemTime::now()) {
+                            log_then(program.name.as_str(), Then::Scheduled(at));
+                        }
+                        continue;
+                    }
                     if spawn::has_crlf_lines(script) {
                         logging::warn(messages::crlf_script(program.name.as_str(), script));
                     }
@@ -753,7 +763,9 @@ impl Supervisor {
         }
         let wall = SystemTime::now();
         for program in &mut self.programs {
-            program.follow_the_clock(now, wall);
+            if program.follow_the_clock(now, wall) {
+                logging::info(messages::clock_jumped(program.name.as_str()));
+            }
             if let Some(since) = program.skip_due(now, wall) {
                 logging::warn(messages::skipped_running(
                     program.name.as_str(),

@@ -308,3 +308,24 @@ fn a_cron_time_that_comes_while_the_last_run_goes_is_skipped() {
     assert!(out.contains("RUNNING"), "{out}");
     init.stop();
 }
+
+#[test]
+fn a_scheduled_init_script_not_there_yet_is_looked_for_at_each_time() {
+    for mode in MODES {
+        let mut init = init(mode, "every-script")
+            .args(&["-g", "2", "-i", "{dir}/later.sh", "-o", "later_sh.every=1"])
+            .start();
+        let missing = format!(
+            "INFO skipped: {} does not exist",
+            init.scratch.path("later.sh").display()
+        );
+        init.wait_log_n(&missing, 2, secs(10.0));
+        let (code, out, _) = ctl(&init, &["status", "later_sh"]);
+        assert!(out.contains("SCHEDULED"), "{out}");
+        assert_eq!(code, 0, "{out}");
+        std::fs::write(init.scratch.path("later.sh"), "echo here now\n").unwrap();
+        init.wait_log("later_sh stdout: here now");
+        init.wait_log("exited: later_sh (exit status 0; expected)");
+        init.stop();
+    }
+}
