@@ -414,6 +414,7 @@ impl Client {
             Phase::Writing => self.flush(),
             Phase::Following => {
                 self.flush();
+                self.say_dropped();
                 self.read_to_hang_up();
             }
             // A hang-up while the supervisor works: nobody to answer.
@@ -454,14 +455,28 @@ impl Client {
     /// end (or an error) closes it.
     fn read_to_hang_up(&mut self) {
         let mut buf = [0u8; 256];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return self.close(),
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return self.close(),
-            }
+        match self.stream.read(&mut buf) {
+            // Woken for room to write, not by the client.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            // Its hang-up, an error, or words: a follower has nothing to
+            // say, and one that talks is closed, so that none can keep the
+            // loop reading.
+            _ => self.close(),
+        }
+    }
+
+    /// A follower whose buffer had to drop lines, and has room again,
+    /// is told how many at once, not only before the next line.
+    fn say_dropped(&mut self) {
+        if self.phase != Phase::Following || self.dropped == 0 {
+            return;
+        }
+        if self.output.len() + MARKER_ROOM <= FOLLOW_BUFFER {
+            let marker = Outcome::Done.tag(&messages::lines_dropped(self.dropped));
+            self.output.extend_from_slice(marker.as_bytes());
+            self.output.push(b'\n');
+            self.dropped = 0;
+            self.flush();
         }
     }
 

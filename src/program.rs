@@ -149,6 +149,10 @@ pub struct Program {
     /// one ran.
     run_started: Option<SystemTime>,
     ran_for: Option<Duration>,
+    /// The cron time the current (or last) run was started for: the next
+    /// time is after it, even when the run began a moment before it (the
+    /// monotonic clock's due time is worked out a moment early).
+    floor: Option<SystemTime>,
     pub settings: Settings,
     /// Its environment, where its settings change init's.
     pub env: Option<Vec<CString>>,
@@ -237,6 +241,7 @@ impl Program {
             next_run: None,
             run_started: None,
             ran_for: None,
+            floor: None,
             settings,
             env: None,
             waiting_for: Vec::new(),
@@ -329,7 +334,7 @@ impl Program {
         };
         let own = match self.state {
             State::Waiting { at } if self.waiting_for.is_empty() => Some(at),
-            State::Scheduled { at } => Some(at),
+            State::Scheduled { at } if self.waiting_for.is_empty() => Some(at),
             State::Starting { since, .. } => match self.settings.ready {
                 Ready::Startsecs => since.checked_add(self.settings.startsecs.duration()),
                 Ready::Tcp(_) | Ready::Exists(_) => self.probe_at,
@@ -383,7 +388,8 @@ impl Program {
         match self.settings.schedule.as_ref()? {
             Schedule::Every(d) => Some((now.checked_add(*d)?, wall.checked_add(*d)?)),
             cron => {
-                let next = schedule::next_after(cron, wall, schedule::local_zone())?;
+                let from = self.floor.map_or(wall, |floor| floor.max(wall));
+                let next = schedule::next_after(cron, from, schedule::local_zone())?;
                 let wait = next.duration_since(wall).unwrap_or_default();
                 Some((now.checked_add(wait)?, next))
             }
@@ -398,6 +404,8 @@ impl Program {
         if !self.cron() || at > now || self.pid().is_none() {
             return None;
         }
+        // Past the skipped time, whatever the clocks say.
+        self.floor = self.next_run.map(|(_, skipped)| skipped);
         self.next_run = self.next_time(now, wall);
         Some(self.run_started.unwrap_or(wall))
     }
@@ -436,11 +444,18 @@ impl Program {
 
     /// Started at `now`, which the wall clock calls `wall`.
     pub fn started_at(&mut self, pid: Pid, now: Instant, wall: SystemTime) {
-        self.state = match self.role {
-            Role::Program => State::Starting { pid, since: now },
-            // Up once it runs: its end is init's, so there is no failed
+        // A run at its time: the next is after that time. (By hand, from
+        // now.)
+        self.floor = match (self.state, self.next_run) {
+            (State::Scheduled { .. }, Some((_, planned))) => Some(planned),
+            _ => None,
+        };
+        self.state = match (self.role, &self.settings.schedule) {
+            (Role::Program, None) => State::Starting { pid, since: now },
+            // Up once it runs: the main command's end is init's, and a
+            // scheduled run is judged by its exit; neither has a failed
             // start to tell from a good run.
-            Role::Main => State::Running { pid, since: now },
+            (Role::Main, _) | (Role::Program, Some(_)) => State::Running { pid, since: now },
         };
         self.status_text = None;
         self.probe_at = match self.settings.ready {
@@ -839,10 +854,13 @@ impl Program {
     /// log's words, when, and for how long; up unless it failed.
     fn scheduled_row(&self) -> (&'static str, String, bool) {
         let zone = schedule::local_zone();
-        let next = self.next_run.map_or_else(
-            || "next run not planned".to_string(),
-            |(_, at)| format!("next run at {}", schedule::local_text(at, zone)),
-        );
+        let next = match self.next_run {
+            _ if !self.waiting_for.is_empty() => {
+                format!("due, waiting for {}", self.waiting_for.join(", "))
+            }
+            Some((_, at)) => format!("next run at {}", schedule::local_text(at, zone)),
+            None => "next run not planned".to_string(),
+        };
         match self.ended {
             None => ("SCHEDULED", format!("{next}; never run"), true),
             Some((Ended::SpawnFailed, at)) => (
@@ -1817,5 +1835,49 @@ mod tests {
         assert!(p.follow_the_clock(minute, next + Duration::from_secs(3600 + 120)));
         assert_eq!(p.state, State::Scheduled { at: minute }, "due now");
         assert!(!p.follow_the_clock(minute, next + Duration::from_secs(3600 + 120)));
+    }
+
+    #[test]
+    fn a_cron_run_started_a_moment_early_plans_the_time_after_its_own() {
+        let t = Instant::now();
+        let cron = |s: &mut Settings| s.schedule = Some(schedule::parse_cron("* * * * *").unwrap());
+        let mut p = with(t, cron);
+        let planned = p.plan_next(t, WALL).unwrap();
+        let due = t + planned.duration_since(WALL).unwrap();
+        // The wall clock says 5 ms before the planned time.
+        let early = planned - Duration::from_millis(5);
+        p.started_at(PID, due, early);
+        assert_eq!(
+            p.state,
+            State::Running {
+                pid: PID,
+                since: due
+            },
+            "a run is up at once"
+        );
+        // Not the same minute again: no false skip, no second run.
+        assert_eq!(p.skip_due(due, early), None);
+        p.exited(ExitKind::Code(0), due, early, &policy());
+        let Some((_, next)) = p.next_run else {
+            panic!()
+        };
+        assert_eq!(next, planned + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_scheduled_run_held_by_its_after_does_not_spin() {
+        let t = Instant::now();
+        let every = |s: &mut Settings| s.schedule = Some(schedule::parse_every("1").unwrap());
+        let mut p = with(t, every);
+        p.plan_next(t, WALL);
+        p.waiting_for = vec!["db".into()];
+        assert_eq!(
+            p.deadline(),
+            None,
+            "a change of db wakes the loop, not a timer"
+        );
+        let s = p.status(t, when);
+        assert_eq!(s.state, "SCHEDULED");
+        assert!(s.detail.starts_with("due, waiting for db"), "{}", s.detail);
     }
 }

@@ -137,6 +137,12 @@ fn verbs_take_a_scheduled_program_off_and_back_on_its_schedule() {
         // wait: up once a run ended as expected.
         let (code, out, _) = ctl(&init, &["wait", "later"]);
         assert_eq!(code, 0, "{out}");
+        // start all: a scheduled program is where start takes it.
+        let (code, out, _) = ctl(&init, &["start", "all"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(!out.contains("later"), "{out}");
+        std::thread::sleep(secs(0.5));
+        assert_eq!(init.log_text().matches("later stdout: later").count(), 1);
         // start: a run now; it stays scheduled.
         let (code, out, _) = ctl(&init, &["start", "later"]);
         assert_eq!((code, out.trim()), (0, "later: started"));

@@ -166,6 +166,9 @@ fn names_all_main_and_unknown_names() {
         let (code, out, _) = tail(&init, &["nope"]);
         assert_eq!(code, 1);
         assert!(out.contains("nope: ERROR (no such program)"), "{out}");
+        // Nothing to follow: answered and closed, not kept open.
+        let (code, out, _) = tail(&init, &["-f", "nope"]);
+        assert_eq!(code, 1, "{out}");
         // A usage error, before any init is asked.
         let (code, _, err) = tail(&init, &["-n", "x", "quiet"]);
         assert_eq!(code, 2, "{err}");

@@ -224,11 +224,14 @@ impl Supervisor {
             // of it is refused before here).
             targets.retain(|&i| {
                 self.programs.get(i).is_some_and(|p| {
+                    // A scheduled program between runs is where `start all`
+                    // and `restart all` would take it: it runs at its time.
                     p.role == Role::Program
                         && !matches!(
                             (verb, p.state),
                             (Verb::Stop, State::Stopped { .. })
                                 | (Verb::Start, State::Starting { .. } | State::Running { .. })
+                                | (Verb::Start | Verb::Restart, State::Scheduled { .. })
                         )
                 })
             });

@@ -108,7 +108,8 @@ impl Supervisor {
         let Some(control) = self.control.as_mut() else {
             return;
         };
-        if !follow {
+        // Nothing to follow (a wrong name, main): answered, not kept.
+        if !follow || (!every && shown_ids.is_empty()) {
             return self.reply(client, out, now);
         }
         if control.follow(client, out.clone()) {
