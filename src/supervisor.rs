@@ -520,30 +520,28 @@ impl Supervisor {
     /// 5. timers (restarts due, startsecs passed, SIGKILLs, the grace),
     ///    which see every exit of this turn;
     /// 6. waiting replies, last, which see every state change of the turn.
+    #[inline(always)]
     fn turn(&mut self) {
         let clock = Clock::default();
         let mut reap = false;
         if self.woken.signals {
             reap = self.on_signals(&clock);
         }
-        if self.buf.len() < READ_CHUNK && !self.pipes.is_empty() {
-            self.buf.resize(READ_CHUNK, 0);
+        if !self.pipes.is_empty() {
+            self.on_pipes();
         }
-        // Removed at their end.
-        self.pipes.retain_mut(|pipe| {
-            !pipe.take_ready() || {
-                let history = self.programs.history_mut(pipe.program);
-                pipe.read(&mut self.buf, &mut self.outlets, history) == PipeRead::Open
-            }
-        });
         if self.control.is_some() {
             self.on_control(clock.now());
         }
-        self.on_notify();
+        if !self.notify.is_empty() {
+            self.on_notify();
+        }
         if !self.probes.is_empty() {
             self.on_probes(clock.now());
         }
-        self.on_outlets();
+        if !self.woken.outlets.is_empty() {
+            self.on_outlets();
+        }
         if reap {
             self.reap(&clock);
         }
@@ -559,6 +557,22 @@ impl Supervisor {
         if !self.waiters.is_empty() {
             self.settle_waiters(clock.now());
         }
+    }
+
+    /// Each pipe the wait found readable, read once; those at their end
+    /// removed. Out of line: a turn that only reaps an orphan (the common
+    /// one as PID 1) pays nothing for it.
+    #[inline(never)]
+    fn on_pipes(&mut self) {
+        if self.buf.len() < READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
+        }
+        self.pipes.retain_mut(|pipe| {
+            !pipe.take_ready() || {
+                let history = self.programs.history_mut(pipe.program);
+                pipe.read(&mut self.buf, &mut self.outlets, history) == PipeRead::Open
+            }
+        });
     }
 
     /// Whether anything can come due: a program's timer, the control
