@@ -80,11 +80,8 @@ pub fn tail_main() -> String {
 }
 
 /// `tail -f` when as many follow as may.
-pub fn too_many_followers() -> String {
-    format!(
-        "ERROR too many followers ({} at most): this answer is not followed",
-        crate::control::MAX_FOLLOWERS
-    )
+pub fn too_many_followers(most: usize) -> String {
+    format!("ERROR too many followers ({most} at most): this answer is not followed")
 }
 
 /// A scheduled program's next run.

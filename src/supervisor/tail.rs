@@ -121,7 +121,9 @@ impl Supervisor {
                 looked_at: self.programs.len(),
             });
         } else {
-            out.push_str(&Outcome::Error.tag(&messages::too_many_followers()));
+            out.push_str(
+                &Outcome::Error.tag(&messages::too_many_followers(crate::control::MAX_FOLLOWERS)),
+            );
             out.push('\n');
             self.reply(client, out, now);
         }
