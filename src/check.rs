@@ -77,7 +77,7 @@ pub fn problems(config: &Config) -> Vec<String> {
 /// A scheduled program's next three times from now (in the local zone),
 /// or how its interval runs.
 fn next_runs(schedule: &Schedule) -> String {
-    let zone = schedule::local_zone();
+    let zone = crate::stamp::zone();
     let mut at = std::time::SystemTime::now();
     let mut times = Vec::new();
     for _ in 0..3 {

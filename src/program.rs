@@ -370,7 +370,8 @@ impl Program {
         matches!(self.state, State::Waiting { at } | State::Scheduled { at } if at <= now)
     }
 
-    fn cron(&self) -> bool {
+    /// A `cron=` program (its times come from the wall clock).
+    pub fn cron(&self) -> bool {
         matches!(self.settings.schedule, Some(Schedule::Cron(..)))
     }
 
@@ -389,7 +390,7 @@ impl Program {
             Schedule::Every(d) => Some((now.checked_add(*d)?, wall.checked_add(*d)?)),
             cron => {
                 let from = self.floor.map_or(wall, |floor| floor.max(wall));
-                let next = schedule::next_after(cron, from, schedule::local_zone())?;
+                let next = schedule::next_after(cron, from, crate::stamp::zone())?;
                 let wait = next.duration_since(wall).unwrap_or_default();
                 Some((now.checked_add(wait)?, next))
             }
@@ -853,7 +854,7 @@ impl Program {
     /// A SCHEDULED row: the next run, and how the last one ended in the
     /// log's words, when, and for how long; up unless it failed.
     fn scheduled_row(&self) -> (&'static str, String, bool) {
-        let zone = schedule::local_zone();
+        let zone = crate::stamp::zone();
         let next = match self.next_run {
             _ if !self.waiting_for.is_empty() => {
                 format!("due, waiting for {}", self.waiting_for.join(", "))

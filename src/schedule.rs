@@ -50,11 +50,6 @@ fn every_text(d: Duration) -> String {
     }
 }
 
-/// The local zone, read once (the log's stamps use the same).
-pub fn local_zone() -> &'static TimeZone {
-    crate::stamp::zone()
-}
-
 /// `cron=EXPR`: five fields or an alias; one that can never come (`0 0 31
 /// 2 *`) is refused.
 pub fn parse_cron(text: &str) -> Result<Schedule, String> {

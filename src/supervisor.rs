@@ -756,11 +756,7 @@ impl Supervisor {
     fn schedule_first(&mut self, now: Instant) {
         let wall = SystemTime::now();
         for program in &mut self.programs {
-            let cron = matches!(
-                program.settings.schedule,
-                Some(crate::schedule::Schedule::Cron(..))
-            );
-            if cron && matches!(program.state, crate::program::State::Waiting { .. }) {
+            if program.cron() && matches!(program.state, crate::program::State::Waiting { .. }) {
                 if let Some(at) = program.plan_next(now, wall) {
                     log_then(program.name.as_str(), Then::Scheduled(at));
                 }
@@ -783,7 +779,7 @@ impl Supervisor {
             if let Some(since) = program.skip_due(now, wall) {
                 logging::warn(messages::skipped_running(
                     program.name.as_str(),
-                    &crate::schedule::local_text(since, crate::schedule::local_zone()),
+                    &crate::schedule::local_text(since, crate::stamp::zone()),
                 ));
             }
         }
@@ -1150,7 +1146,7 @@ fn log_then(name: &str, then: Then) {
         Then::Fatal => logging::info(messages::gave_up(name)),
         Then::Scheduled(at) => logging::info(messages::scheduled(
             name,
-            &crate::schedule::local_text(at, crate::schedule::local_zone()),
+            &crate::schedule::local_text(at, crate::stamp::zone()),
         )),
         Then::Restart(_) | Then::Down => {}
     }

@@ -9,7 +9,6 @@ use super::Supervisor;
 use crate::config::ALL_NAME;
 use crate::control::Control;
 use crate::history::Line;
-use crate::logging::Lossy;
 use crate::messages;
 use crate::table::{ProgramId, Table};
 use crate::values::Role;
@@ -32,19 +31,30 @@ pub struct Follower {
     looked_at: usize,
 }
 
-/// A line as `tail` shows it: the log's stamp, the program's name where
-/// several are shown, the stream, the text; tagged, with its newline.
-fn shown(line: &Line, name: Option<&str>) -> String {
-    let stamp = String::from_utf8_lossy(&line.stamp);
-    let text = Lossy(&line.text);
-    let stream = line.stream.word();
-    let body = match name {
-        Some(name) => format!("{stamp} {name} {stream}: {text}"),
-        None => format!("{stamp} {stream}: {text}"),
+/// A line as `tail` shows it, in pieces to copy: its tag, the log's
+/// stamp, the program's name where several are shown, the stream, the
+/// text (its newline is the writer's).
+fn parts<'a>(line: &'a Line, name: Option<&'a str>) -> [&'a [u8]; 8] {
+    let (name, gap) = match name {
+        Some(name) => (name.as_bytes(), &b" "[..]),
+        None => (&b""[..], &b""[..]),
     };
-    let mut tagged = Outcome::Done.tag(&body);
-    tagged.push('\n');
-    tagged
+    [
+        TAG_DONE,
+        &line.stamp,
+        b" ",
+        name,
+        gap,
+        line.stream.word().as_bytes(),
+        b": ",
+        &line.text,
+    ]
+}
+
+/// Lines of several programs in the order they were logged: by the log's
+/// stamp (which sorts as text), then the order the names were given.
+fn by_time(lines: &mut [(Line, usize, &str)]) {
+    lines.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
 }
 
 impl Supervisor {
@@ -96,11 +106,15 @@ impl Supervisor {
                 );
             }
         }
-        lines.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
+        by_time(&mut lines);
         let skip = lines.len().saturating_sub(count);
+        let mut shown = Vec::new();
         for (line, _, name) in lines.iter().skip(skip) {
-            out.push_str(&shown(line, named.then_some(*name)));
+            shown.extend(parts(line, named.then_some(*name)).concat());
+            shown.push(b'\n');
         }
+        // What is not UTF-8 as U+FFFD, as the log has it.
+        out.push_str(&String::from_utf8_lossy(&shown));
         let next: Vec<(ProgramId, u64)> = shown_ids
             .iter()
             .filter_map(|&id| Some((id, self.programs.get(id)?.history.pushed())))
@@ -173,16 +187,7 @@ fn feed(programs: &Table, control: &mut Control, follower: &mut Follower) {
             let from = *next;
             *next = history.pushed();
             control.feed(follower.client, history.gone_since(from), |out| {
-                history.visit_since(from, |line| {
-                    out.line(&[
-                        TAG_DONE,
-                        &line.stamp,
-                        b" ",
-                        line.stream.word().as_bytes(),
-                        b": ",
-                        &line.text,
-                    ]);
-                });
+                history.visit_since(from, |line| out.line(&parts(&line, None)));
             });
         }
         // Several: merged by stamp, each line with its program's name.
@@ -199,19 +204,10 @@ fn feed(programs: &Table, control: &mut Control, follower: &mut Follower) {
                     .visit_since(*next, |line| lines.push((line, order, name)));
                 *next = program.history.pushed();
             }
-            lines.sort_by(|a, b| (&a.0.stamp, a.1, a.0.seq).cmp(&(&b.0.stamp, b.1, b.0.seq)));
+            by_time(&mut lines);
             control.feed(follower.client, gone, |out| {
                 for (line, _, name) in &lines {
-                    out.line(&[
-                        TAG_DONE,
-                        &line.stamp,
-                        b" ",
-                        name.as_bytes(),
-                        b" ",
-                        line.stream.word().as_bytes(),
-                        b": ",
-                        &line.text,
-                    ]);
+                    out.line(&parts(line, Some(name)));
                 }
             });
         }
